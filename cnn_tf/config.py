@@ -1,0 +1,138 @@
+"""The flags both CLIs share, their checks, and the train dir's flags.cfg (the effective flags).
+
+`define_train_flags` defines every flag that shapes a run. `train` writes them to
+`<train_dir>/flags.cfg`; `evaluate` parses that file into a FlagValues of its own with the same
+definitions, so the graph it rebuilds is the one that was trained.
+"""
+import os
+
+from absl import flags
+import tensorflow as tf
+
+from cnn_tf.data import DATASETS
+from cnn_tf.errors import UserError
+from cnn_tf.nets import nets_map
+from cnn_tf.nets.layers import INITIALIZERS
+from cnn_tf.traindir import write_atomic
+
+OPTIMIZERS = ("adam", "momentum", "sgd", "rmsprop")
+TRAIN_FLAGS = []  # names of the flags saved to flags.cfg, in definition order
+
+
+def _positive(fv, name):
+    flags.register_validator(name, lambda v: v > 0, message=f"--{name} must be positive", flag_values=fv)
+
+
+def define_train_flags(fv=flags.FLAGS):
+    names_before = set(fv)
+    d = dict(flag_values=fv)
+    # Run
+    flags.DEFINE_string("train_dir", None, "Where checkpoints, summaries and flags.cfg go "
+                        "(default: runs/<model>_<dataset>).", **d)
+    flags.DEFINE_integer("seed", 0, "Seed of weight initialization, dropout and the per-epoch shuffle.", **d)
+    # Data
+    flags.DEFINE_enum("dataset", "fashion_mnist", sorted(DATASETS), "Dataset to train on.", **d)
+    flags.DEFINE_integer("validation_size", 5000, "Training images held out as the validation split.",
+                         lower_bound=0, **d)
+    # Model
+    flags.DEFINE_enum("model", "lenet", sorted(nets_map), "Network architecture.", **d)
+    flags.DEFINE_boolean("batch_norm", True, "Batch-normalize the convolutional layers.", **d)
+    flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay coefficient (0 disables it).", lower_bound=0, **d)
+    flags.DEFINE_float("keep_prob", 0.5, "Dropout keep probability of the fully connected layers, "
+                       "in (0, 1].", **d)
+    flags.DEFINE_enum("weights_initializer", "variance_scaling", sorted(INITIALIZERS),
+                      "Initializer of the weights.", **d)
+    flags.DEFINE_float("init_stddev", 0.1, "Standard deviation of --weights_initializer=truncated_normal.", **d)
+    # Optimization
+    flags.DEFINE_integer("batch_size", 128, "Training batch size.", **d)
+    flags.DEFINE_integer("num_epochs", 5, "Epochs to train for (in total, across resumes).", **d)
+    flags.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Optimizer.", **d)
+    flags.DEFINE_float("momentum", 0.9, "Momentum of --optimizer=momentum and rmsprop.", **d)
+    flags.DEFINE_float("initial_learning_rate", 1e-3, "Learning rate at step 0.", **d)
+    flags.DEFINE_float("learning_rate_decay_factor", 0.95, "Staircase decay factor of the learning rate.", **d)
+    flags.DEFINE_float("num_epochs_per_decay", 1.0, "Epochs between learning rate decays.", **d)
+    # Output
+    flags.DEFINE_integer("max_num_checkpoint", 5, "Checkpoints kept (one is saved every epoch).", **d)
+    flags.DEFINE_integer("summary_every_n_steps", 20, "Steps between train summaries.", **d)
+    flags.DEFINE_boolean("progress", True, "Show a progress bar while an epoch runs (on a terminal).", **d)
+    define_runtime_flags(fv)
+    TRAIN_FLAGS[:] = [name for name in fv if name not in names_before]
+
+    for name in ("batch_size", "num_epochs", "initial_learning_rate", "num_epochs_per_decay",
+                 "max_num_checkpoint", "summary_every_n_steps"):
+        _positive(fv, name)
+    flags.register_validator("keep_prob", lambda v: 0 < v <= 1, message="--keep_prob must be in (0, 1]",
+                             flag_values=fv)
+    flags.register_validator("learning_rate_decay_factor", lambda v: 0 < v <= 1,
+                             message="--learning_rate_decay_factor must be in (0, 1]", flag_values=fv)
+
+
+def define_runtime_flags(fv=flags.FLAGS):
+    """Flags about where data is and how a graph runs, not what it is; evaluate may override them."""
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "Directory with the dataset's files (looked in first).", **d)
+    flags.DEFINE_string("download_mirror", None, "Base URL to download missing dataset files from "
+                        "(default: the dataset's official mirror).", **d)
+    flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "Device for the model; gpu falls back to "
+                      "the CPU on a machine without one when --allow_soft_placement.", **d)
+    flags.DEFINE_boolean("allow_soft_placement", True, "Let TensorFlow place ops elsewhere when the "
+                         "asked-for device cannot run them.", **d)
+    flags.DEFINE_boolean("log_device_placement", False, "Log the device of every op.", **d)
+    flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: one per core).", lower_bound=0, **d)
+    flags.DEFINE_integer("inter_op_threads", 0, "Ops run at once (0: TensorFlow's choice).", lower_bound=0, **d)
+    flags.DEFINE_integer("eval_batch_size", 1000, "Batch size of evaluation passes.", **d)
+    _positive(fv, "eval_batch_size")
+    return RUNTIME_FLAGS
+
+
+RUNTIME_FLAGS = ("data_dir", "download_mirror", "device", "allow_soft_placement", "log_device_placement",
+                 "intra_op_threads", "inter_op_threads", "eval_batch_size")
+
+
+def session_config(fv):
+    return tf.compat.v1.ConfigProto(
+        allow_soft_placement=fv.allow_soft_placement, log_device_placement=fv.log_device_placement,
+        intra_op_parallelism_threads=fv.intra_op_threads, inter_op_parallelism_threads=fv.inter_op_threads)
+
+
+def resolve_paths(fv):
+    """Makes the run's paths absolute (flags.cfg must work from any directory)."""
+    if not fv.train_dir:
+        fv.train_dir = os.path.join("runs", f"{fv.model}_{fv.dataset}")
+    fv.train_dir = os.path.abspath(fv.train_dir)
+    if fv.data_dir:
+        fv.data_dir = os.path.abspath(fv.data_dir)
+
+
+def flagfile_text(fv):
+    return "".join(fv[name].serialize() + "\n" for name in TRAIN_FLAGS if fv[name].value is not None)
+
+
+def save_flags(fv, path):
+    write_atomic(path, flagfile_text(fv))
+
+
+# Flags a resumed run must share with the run that wrote the checkpoints: they fix the graph's
+# variables, the data, or the order the data is seen in. The rest (--num_epochs, the learning
+# rate, where the data is, ...) may change between runs.
+RESUME_MUST_MATCH = ("dataset", "model", "batch_norm", "batch_size", "seed", "validation_size",
+                     "optimizer", "weights_initializer")
+
+
+def check_resume(fv, path):
+    saved = load_flags(path)
+    for name in RESUME_MUST_MATCH:
+        if saved[name].value != fv[name].value:
+            raise UserError(f"{fv.train_dir} was trained with {saved[name].serialize()} and this run asks "
+                            f"for {fv[name].serialize()}; resume with the same value or use another --train_dir")
+
+
+def load_flags(path):
+    """A new FlagValues holding the flags saved at `path`."""
+    fv = flags.FlagValues()
+    define_train_flags(fv)
+    try:
+        fv(["cnn_tf", f"--flagfile={path}"])
+    except flags.Error as e:
+        raise UserError(f"{path}: {e}") from e
+    return fv

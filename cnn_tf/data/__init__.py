@@ -1,0 +1,22 @@
+"""Datasets: name -> loader. Every loader returns a `Dataset` of uint8 arrays in memory.
+
+Pixels stay uint8 here; they are scaled to [0, 1] exactly once, inside the graph
+(`cnn_tf.data.pipeline`).
+"""
+import functools
+
+from cnn_tf.data import mnist
+from cnn_tf.data.dataset import Dataset
+
+DATASETS = {
+    "mnist": functools.partial(mnist.load, "mnist"),
+    "fashion_mnist": functools.partial(mnist.load, "fashion_mnist"),
+}
+
+
+def load_dataset(name, **kwargs):
+    """kwargs: data_dir, validation_size, download_mirror."""
+    return DATASETS[name](**kwargs)
+
+
+__all__ = ["DATASETS", "Dataset", "load_dataset"]

@@ -1,0 +1,44 @@
+"""Reader for the IDX format of MNIST and Fashion-MNIST (gzipped or not)."""
+import gzip
+
+import numpy as np
+
+from cnn_tf.errors import UserError
+
+# Third byte of the magic number -> element type (the IDX spec's table).
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path):
+    """Returns the array stored in the IDX file at `path`; raises UserError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
+            raw = gzip.decompress(raw)
+    except OSError as e:  # also gzip.BadGzipFile, EOFError is below
+        raise UserError(f"cannot read {path}: {e}") from e
+    except EOFError as e:
+        raise UserError(f"{path} is a truncated gzip file; delete it and fetch it again") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
+        raise UserError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'none'})")
+    dtype, ndim = np.dtype(_DTYPES[raw[2]]), raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"{path} is truncated: its header needs {header} bytes, it has {len(raw)}")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise UserError(
+            f"{path} is truncated or padded: shape {shape} needs {expected} bytes, it has {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+def write_idx(path, array):
+    """Writes `array` (uint8) as an IDX file, gzipped when `path` ends in .gz (for tests, tools)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())

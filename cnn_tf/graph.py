@@ -1,0 +1,156 @@
+"""Where the graph is built: input, model, loss, metrics, learning rate, train op, summaries.
+
+Everything lives in one explicit tf.Graph. Tensors a user may look up by name after
+`import_meta_graph`: placeholders `image`, `label`, `keep_prob`, `is_training` (all with defaults:
+training pulls from the in-graph input pipeline, evaluation and prediction feed them), and
+`logits`, `predictions`, `loss`, `accuracy`.
+"""
+import math
+import types
+
+import tensorflow as tf
+
+from cnn_tf.data.pipeline import InputPipeline
+from cnn_tf.nets import arg_scopes_map, nets_map
+from cnn_tf.nets.scopes import arg_scope
+
+UPDATE_OPS = tf.compat.v1.GraphKeys.UPDATE_OPS
+TRAIN, TEST, PER_EPOCH = "train", "test", "per_epoch_train"  # summary collections
+
+
+def steps_per_epoch(num_examples, batch_size, num_replicas=1):
+    """Steps of one epoch; every example is seen once, the last batch may be partial."""
+    return max(1, math.ceil(num_examples / (batch_size * num_replicas)))
+
+
+def learning_rate_schedule(hp, global_step, num_train_examples, num_replicas=1):
+    """Staircase exponential decay every `num_epochs_per_decay` epochs. The decay period counts
+    the batches all replicas consume together (slim counted one replica's and decayed too late)."""
+    decay_steps = max(1, int(hp.num_epochs_per_decay * steps_per_epoch(
+        num_train_examples, hp.batch_size, num_replicas)))
+    return tf.compat.v1.train.exponential_decay(
+        hp.initial_learning_rate, global_step, decay_steps, hp.learning_rate_decay_factor,
+        staircase=True, name="learning_rate")
+
+
+def make_optimizer(hp, learning_rate):
+    if hp.optimizer == "adam":
+        return tf.compat.v1.train.AdamOptimizer(learning_rate)
+    if hp.optimizer == "momentum":
+        return tf.compat.v1.train.MomentumOptimizer(learning_rate, hp.momentum)
+    if hp.optimizer == "rmsprop":
+        return tf.compat.v1.train.RMSPropOptimizer(learning_rate, momentum=hp.momentum)
+    if hp.optimizer == "sgd":
+        return tf.compat.v1.train.GradientDescentOptimizer(learning_rate)
+    raise ValueError(f"unknown optimizer {hp.optimizer!r}")
+
+
+def model_device(hp):
+    return "/gpu:0" if hp.device == "gpu" else "/cpu:0"
+
+
+def _scalar(tag, value, collection):
+    # Raw summary ops take the tag as given; tf.summary.scalar would uniquify a second "loss"
+    # into "loss_1", and TensorBoard could not lay train and test curves over each other.
+    tf.compat.v1.add_to_collection(collection, tf.raw_ops.ScalarSummary(tags=tag, values=value))
+
+
+def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1):
+    """Returns a namespace of the graph and its named tensors and ops; see the module docstring.
+
+    `hp` is anything with the attributes of the train flags (absl FlagValues in the CLIs).
+    """
+    graph = tf.Graph()
+    g = types.SimpleNamespace(graph=graph)
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(hp.seed)
+        g.global_step = tf.compat.v1.train.get_or_create_global_step()
+        g.pipeline = InputPipeline(image_shape)
+        g.image = tf.compat.v1.placeholder_with_default(g.pipeline.images, [None, *image_shape], "image")
+        g.label = tf.compat.v1.placeholder_with_default(g.pipeline.labels, [None], "label")
+        g.keep_prob = tf.compat.v1.placeholder_with_default(float(hp.keep_prob), [], "keep_prob")
+        g.is_training = tf.compat.v1.placeholder_with_default(True, [], "is_training")
+
+        with tf.compat.v1.device(model_device(hp)):
+            scope = arg_scopes_map[hp.model](
+                weight_decay=hp.weight_decay, use_batch_norm=hp.batch_norm,
+                weights_initializer=hp.weights_initializer, init_stddev=hp.init_stddev)
+            with arg_scope(scope):
+                logits, g.end_points = nets_map[hp.model](
+                    g.image, num_classes, is_training=g.is_training, keep_prob=g.keep_prob)
+            g.logits = tf.identity(logits, name="logits")
+            g.predictions = tf.argmax(g.logits, 1, name="predictions")
+            # Softmax and log in one op: stable where the tutorial's log(softmax) went to inf.
+            cross_entropy = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=g.label, logits=g.logits))
+            regularization = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
+            g.loss = tf.add(cross_entropy, tf.add_n(regularization) if regularization else 0.0, name="loss")
+            correct = tf.equal(g.predictions, g.label)
+            g.accuracy = tf.reduce_mean(tf.cast(correct, tf.float32), name="accuracy")
+
+            g.learning_rate = learning_rate_schedule(hp, g.global_step, num_train_examples, num_replicas)
+            optimizer = make_optimizer(hp, g.learning_rate)
+            with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
+                g.train_op = optimizer.minimize(g.loss, g.global_step, name="train_op")
+
+        _add_eval_totals(g, correct, num_classes)
+        _add_summaries(g)
+        g.saver = tf.compat.v1.train.Saver(max_to_keep=hp.max_num_checkpoint, save_relative_paths=True)
+        g.local_init_op = tf.compat.v1.local_variables_initializer()
+        g.init_op = tf.group(tf.compat.v1.global_variables_initializer(), g.local_init_op, name="init")
+    graph.finalize()  # a graph op created by the loop would be a bug (and a slow leak)
+    return g
+
+
+def _add_eval_totals(g, correct, num_classes):
+    """Totals over a whole split, accumulated batch by batch in local variables, so an evaluation
+    counts every image exactly once whatever the batch size."""
+
+    def total(name, shape=(), dtype=tf.float64):
+        return tf.compat.v1.get_variable(name, shape, dtype, tf.zeros_initializer(), trainable=False,
+                                         collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES])
+
+    with tf.compat.v1.variable_scope("eval_totals"):
+        n = tf.cast(tf.shape(g.label)[0], tf.float64)
+        count, loss_sum, correct_sum = total("count"), total("loss_sum"), total("correct_sum")
+        confusion = total("confusion", (num_classes, num_classes), tf.int64)
+        sparsity = {name: total("sparsity/" + name) for name in g.end_points}
+        updates = [
+            count.assign_add(n),
+            loss_sum.assign_add(tf.cast(g.loss, tf.float64) * n),
+            correct_sum.assign_add(tf.reduce_sum(tf.cast(correct, tf.float64))),
+            confusion.assign_add(tf.math.confusion_matrix(g.label, g.predictions, num_classes, dtype=tf.int64)),
+        ] + [sparsity[name].assign_add(tf.cast(tf.nn.zero_fraction(x), tf.float64) * n)
+             for name, x in g.end_points.items()]
+        g.eval_update = tf.group(*updates, name="update")
+        g.eval_reset = tf.compat.v1.variables_initializer(
+            [count, loss_sum, correct_sum, confusion, *sparsity.values()], name="reset")
+        safe_count = tf.maximum(count, 1.0)
+        g.eval_metrics = {
+            "count": count,
+            "loss": tf.cast(loss_sum / safe_count, tf.float32),
+            "accuracy": tf.cast(correct_sum / safe_count, tf.float32),
+            "confusion": confusion,
+        }
+        g.eval_sparsity = {name: tf.cast(s / safe_count, tf.float32) for name, s in sparsity.items()}
+
+
+def _add_summaries(g):
+    """Three collections, as in the tutorial: `train` every few steps, `test` after each
+    evaluation pass (from the totals), `per_epoch_train` (histograms, images) once an epoch."""
+    with tf.compat.v1.name_scope("summaries"):
+        for tag, value in (("loss", g.loss), ("accuracy", g.accuracy),
+                           ("global_step", tf.cast(g.global_step, tf.float32)),
+                           ("learning_rate", g.learning_rate)):
+            _scalar(tag, value, TRAIN)
+        _scalar("loss", g.eval_metrics["loss"], TEST)
+        _scalar("accuracy", g.eval_metrics["accuracy"], TEST)
+        for name, x in g.end_points.items():
+            _scalar("sparsity/" + name, tf.nn.zero_fraction(x), TRAIN)
+            _scalar("sparsity/" + name, g.eval_sparsity[name], TEST)
+            tf.compat.v1.add_to_collection(
+                PER_EPOCH, tf.raw_ops.HistogramSummary(tag="activations/" + name, values=x))
+        tf.compat.v1.add_to_collection(
+            PER_EPOCH, tf.raw_ops.ImageSummary(tag="images", tensor=g.image[:3], max_images=3))
+        g.summaries = {key: tf.compat.v1.summary.merge(tf.compat.v1.get_collection(key), name=key)
+                       for key in (TRAIN, TEST, PER_EPOCH)}

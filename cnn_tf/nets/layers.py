@@ -1,0 +1,136 @@
+"""Layers from tf.nn ops and tf.compat.v1.get_variable, configurable through arg_scope.
+
+Every layer opens a variable scope, so a model can be built again with `reuse=True` (towers on
+several GPUs share one set of variables). Outputs can be collected as end points: pass a dict
+as `outputs_collections` and each layer adds {its scope name: its output} to it.
+"""
+import tensorflow as tf
+
+from cnn_tf.nets.scopes import add_arg_scope
+
+INITIALIZERS = {
+    # He et al.: the variance that keeps ReLU activations from shrinking or growing with depth.
+    "variance_scaling": lambda stddev: tf.compat.v1.variance_scaling_initializer(2.0, "fan_in", "truncated_normal"),
+    "xavier": lambda stddev: tf.compat.v1.glorot_uniform_initializer(),
+    "truncated_normal": lambda stddev: tf.compat.v1.truncated_normal_initializer(stddev=stddev),
+}
+
+
+def initializer(name, stddev=0.1):
+    return INITIALIZERS[name](stddev)
+
+
+def l2_regularizer(scale):
+    """Returns None for scale 0, so no zero-valued loss is added for every weight."""
+    if not scale:
+        return None
+    return lambda w: tf.multiply(scale, tf.nn.l2_loss(w), name="l2_loss")
+
+
+def _collect(end_points, alias, tensor):
+    # A plain dict, not a graph collection: (alias, tensor) pairs cannot go into a MetaGraphDef.
+    if end_points is not None:
+        end_points[alias] = tensor
+
+
+def _smart_cond(pred, true_fn, false_fn):
+    """tf.cond for a tensor predicate, a plain branch for a Python bool (no cond in the graph)."""
+    if isinstance(pred, bool):
+        return true_fn() if pred else false_fn()
+    return tf.cond(pred, true_fn, false_fn)
+
+
+def batch_norm(inputs, is_training=True, decay=0.997, epsilon=1e-3, scope="BatchNorm"):
+    """Fused batch norm (no scale: a ReLU or another linear layer follows); moving averages go
+    to UPDATE_OPS, which the train op runs before each step."""
+    channels = inputs.shape[-1]
+    with tf.compat.v1.variable_scope(scope):
+        beta = tf.compat.v1.get_variable("beta", [channels], initializer=tf.zeros_initializer())
+        gamma = tf.ones([channels], name="gamma")
+        local = [tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, tf.compat.v1.GraphKeys.MODEL_VARIABLES]
+        moving_mean = tf.compat.v1.get_variable("moving_mean", [channels], initializer=tf.zeros_initializer(),
+                                                trainable=False, collections=local)
+        moving_var = tf.compat.v1.get_variable("moving_variance", [channels], initializer=tf.ones_initializer(),
+                                               trainable=False, collections=local)
+
+        def training():
+            return tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, mean=moving_mean, variance=moving_var, epsilon=epsilon,
+                is_training=True, exponential_avg_factor=1.0 - decay)
+
+        def inference():
+            return tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, mean=moving_mean, variance=moving_var, epsilon=epsilon, is_training=False)
+
+        outputs, new_mean, new_var = _smart_cond(is_training, training, inference)
+        # In inference the op hands back the moving statistics themselves, so these are no-ops.
+        for var, value in ((moving_mean, new_mean), (moving_var, new_var)):
+            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, var.assign(value))
+        return outputs
+
+
+def _conv(inputs, weights, stride, padding):
+    kh, kw, cin, cout = weights.shape
+    if padding == "VALID" and tuple(inputs.shape[1:3]) == (kh, kw):
+        # A kernel covering the whole map is a matmul over the flattened map (NHWC flattens in the
+        # kernel's HWC order). TF's CPU Conv2DBackpropInput is ~20x slower for such kernels.
+        flat = tf.reshape(inputs, [-1, kh * kw * cin])
+        return tf.reshape(tf.matmul(flat, tf.reshape(weights, [kh * kw * cin, cout])), [-1, 1, 1, cout])
+    return tf.nn.conv2d(inputs, weights, stride, padding)
+
+
+@add_arg_scope
+def conv2d(inputs, num_outputs, kernel_size, stride=1, padding="SAME", activation_fn=tf.nn.relu,
+           weights_initializer=None, weights_regularizer=None, use_batch_norm=False, is_training=True,
+           batch_norm_decay=0.997, outputs_collections=None, scope=None):
+    """conv -> bias_add (or batch norm) -> activation, in the order Grappler fuses."""
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    with tf.compat.v1.variable_scope(scope, "Conv", [inputs]) as sc:
+        in_channels = inputs.shape[-1]
+        weights = tf.compat.v1.get_variable(
+            "weights", [kh, kw, in_channels, num_outputs], dtype=tf.float32,
+            initializer=weights_initializer or initializer("variance_scaling"), regularizer=weights_regularizer)
+        outputs = _conv(inputs, tf.cast(weights, inputs.dtype), stride, padding)
+        if use_batch_norm:
+            outputs = batch_norm(outputs, is_training, batch_norm_decay)
+        else:
+            biases = tf.compat.v1.get_variable("biases", [num_outputs], initializer=tf.zeros_initializer())
+            outputs = tf.nn.bias_add(outputs, tf.cast(biases, inputs.dtype))
+        if activation_fn is not None:
+            outputs = activation_fn(outputs)
+        _collect(outputs_collections, sc.name, outputs)
+        return outputs
+
+
+@add_arg_scope
+def max_pool2d(inputs, kernel_size=2, stride=2, padding="VALID", outputs_collections=None, scope=None):
+    with tf.compat.v1.name_scope(scope, "MaxPool", [inputs]) as name:
+        outputs = tf.nn.max_pool2d(inputs, kernel_size, stride, padding)
+        _collect(outputs_collections, name.rstrip("/"), outputs)
+        return outputs
+
+
+@add_arg_scope
+def dropout(inputs, keep_prob=0.5, is_training=True, seed=None, outputs_collections=None, scope=None):
+    """Drops units only while training; evaluation graphs get the inputs unchanged (no random op)."""
+    with tf.compat.v1.name_scope(scope, "Dropout", [inputs]) as name:
+        outputs = _smart_cond(
+            is_training, lambda: tf.nn.dropout(inputs, rate=1.0 - keep_prob, seed=seed), lambda: inputs)
+        _collect(outputs_collections, name.rstrip("/"), outputs)
+        return outputs
+
+
+def fully_connected(inputs, num_outputs, **kwargs):
+    """A fully connected layer written as a convolution whose kernel covers the whole remaining
+    feature map (VALID), so the net stays fully convolutional; takes conv2d's arguments."""
+    return conv2d(inputs, num_outputs, tuple(inputs.shape[1:3]), padding="VALID", **kwargs)
+
+
+def check_input_size(images, min_size, model):
+    """Models need static spatial sizes; a too-small image is a clear error, not a shape trace."""
+    height, width = images.shape[1], images.shape[2]
+    if height is None or width is None:
+        raise ValueError(f"{model} needs images of known height and width, got shape {images.shape}")
+    if height < min_size or width < min_size:
+        raise ValueError(f"{model} needs images of at least {min_size}x{min_size} pixels, "
+                         f"got {height}x{width}")

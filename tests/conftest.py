@@ -1,0 +1,149 @@
+"""Shared fixtures: small generated IDX datasets, a CLI runner, an event-file reader."""
+import collections
+import functools
+import glob
+import http.server
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from cnn_tf.data.idx import write_idx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IDX_NAMES = {
+    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def make_images(labels, size=28, channels=None, seed=0):
+    """Learnable but noisy uint8 images: class k is a bright bar whose row and length depend on k."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    images = rng.integers(0, 90, size=(n, size, size), dtype=np.uint8)
+    for i, k in enumerate(labels):
+        row = 2 + (k * (size - 6)) // 10 + rng.integers(0, 2)
+        start = rng.integers(0, 4)
+        images[i, row:row + 3, start:start + size // 2 + (k % 3) * 3] = 200 + rng.integers(0, 55)
+    if channels:
+        images = np.repeat(images[..., None], channels, axis=-1)
+    return images
+
+
+def write_dataset(directory, num_train=1200, num_test=300, num_classes=10, gz=True, seed=0):
+    """Writes an MNIST-layout dataset of generated images; returns {role: path}."""
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for part, n in (("train", num_train), ("test", num_test)):
+        labels = rng.integers(0, num_classes, n).astype(np.uint8)
+        arrays[part + "_images"] = make_images(labels, seed=seed + n)
+        arrays[part + "_labels"] = labels
+    paths = {}
+    for role, name in IDX_NAMES.items():
+        paths[role] = os.path.join(directory, name + (".gz" if gz else ""))
+        write_idx(paths[role], arrays[role])
+    return paths
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Tests (and the CLIs they start) never read or fill the user's real dataset cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("idx")
+    write_dataset(str(directory))
+    return str(directory)
+
+
+def cli_env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_cli(module, *args, env=None, timeout=600):
+    """Runs `python -m cnn_tf.<module> ARGS`; returns the CompletedProcess (text output)."""
+    return subprocess.run([sys.executable, "-m", f"cnn_tf.{module}", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env or cli_env(), timeout=timeout)
+
+
+# Flags that make a CLI training run on the generated data take seconds.
+def small_run_flags(data_dir, train_dir, *extra):
+    return ["--dataset=mnist", f"--data_dir={data_dir}", f"--train_dir={train_dir}", "--validation_size=200",
+            "--batch_size=64", "--num_epochs=2", "--summary_every_n_steps=5", "--eval_batch_size=128",
+            "--download_mirror=http://127.0.0.1:9/", *extra]
+
+
+def read_events(directory):
+    """{kind: {tag: [steps]}} for kind in scalar, histogram, image; plus 'graph' and 'session_log'."""
+    import tensorflow as tf
+
+    found = collections.defaultdict(lambda: collections.defaultdict(list))
+    for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            if event.graph_def:
+                found["graph"]["graph"].append(event.step)
+            if event.HasField("session_log"):
+                found["session_log"][str(event.session_log.status)].append(event.step)
+            for value in event.summary.value:
+                kind = value.WhichOneof("value")
+                kind = {"simple_value": "scalar", "histo": "histogram", "image": "image"}.get(kind, kind)
+                found[kind][value.tag].append(event.step)
+    return found
+
+
+def scalar_values(directory, tag):
+    import tensorflow as tf
+
+    values = []
+    for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            values += [(event.step, v.simple_value) for v in event.summary.value if v.tag == tag]
+    return values
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serves tmp_path/'www' on 127.0.0.1 at a free port; yields (base URL, directory)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", www
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def tree_snapshot(path):
+    """{relative path: (size, mtime_ns)} of every file under `path`, to prove nothing changed."""
+    snapshot = {}
+    for directory, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(directory, name)
+            st = os.stat(full)
+            snapshot[os.path.relpath(full, path)] = (st.st_size, st.st_mtime_ns)
+    return snapshot

@@ -1,0 +1,185 @@
+"""The CLIs end to end on generated data: train, evaluate, summaries, checkpoints, resume, errors."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cnn_tf.data import load_dataset
+from conftest import read_events, run_cli, scalar_values, small_run_flags, tree_snapshot
+
+STEPS_PER_EPOCH = 16  # 1000 training images (1200 - 200 validation) in batches of 64
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    """One 2-epoch training run on the generated data, shared by the tests that read its output."""
+    train_dir = str(tmp_path_factory.mktemp("run") / "train")
+    result = run_cli("train", *small_run_flags(data_dir, train_dir))
+    assert result.returncode == 0, result.stderr
+    return train_dir, result
+
+
+def printed_accuracy(output, label="test"):
+    lines = [line for line in output.splitlines() if line.startswith(f"{label} accuracy: ")]
+    assert len(lines) == 1, output
+    return float(lines[0].split(": ")[1])
+
+
+def test_train_learns_and_prints_test_accuracy(trained):
+    train_dir, result = trained
+    assert printed_accuracy(result.stdout) > 0.9
+    assert "epoch 2/2" in result.stdout and "validation loss" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_train_dir_layout_and_flags_cfg(trained):
+    train_dir, _ = trained
+    assert sorted(os.listdir(train_dir)) == ["checkpoints", "flags.cfg", "summaries"]
+    flags_cfg = open(os.path.join(train_dir, "flags.cfg")).read().splitlines()
+    assert "--model=lenet" in flags_cfg and "--batch_size=64" in flags_cfg
+    assert f"--train_dir={train_dir}" in flags_cfg
+
+
+def test_checkpoints_every_epoch_with_meta_graph_and_all_state(trained):
+    train_dir, _ = trained
+    ckpt_dir = os.path.join(train_dir, "checkpoints")
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+        f"model.ckpt-{STEPS_PER_EPOCH}", f"model.ckpt-{2 * STEPS_PER_EPOCH}"]
+    latest = tf.train.latest_checkpoint(ckpt_dir)
+    assert os.path.exists(latest + ".meta")
+    variables = dict(tf.train.list_variables(latest))
+    assert variables["global_step"] == []
+    assert variables["lenet/fc3/weights"] == [7, 7, 64, 1024]
+    assert "lenet/conv1/BatchNorm/moving_mean" in variables
+    assert "lenet/fc3/weights/Adam" in variables  # optimizer slots, so a resume continues exactly
+    reader = tf.train.load_checkpoint(latest)
+    assert reader.get_tensor("global_step") == 2 * STEPS_PER_EPOCH
+
+
+def test_summaries_hold_the_tutorial_tags(trained):
+    train_dir, _ = trained
+    train = read_events(os.path.join(train_dir, "summaries", "train"))
+    test = read_events(os.path.join(train_dir, "summaries", "test"))
+    for tag in ("loss", "accuracy", "global_step", "learning_rate", "sparsity/lenet/conv1", "sparsity/lenet/fc3"):
+        assert train["scalar"][tag], tag
+    assert train["scalar"]["loss"] == list(range(5, 2 * STEPS_PER_EPOCH + 1, 5))  # every 5 steps
+    # histograms and images once per epoch, at the epoch's last step
+    assert train["histogram"]["activations/lenet/conv1"] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    image_tags = [t for t in train["image"] if t.startswith("images")]
+    assert image_tags and train["image"][image_tags[0]] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    assert train["graph"]["graph"]
+    for tag in ("loss", "accuracy", "sparsity/lenet/conv2"):
+        assert test["scalar"][tag] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH], tag
+
+
+def test_evaluate_prints_the_same_accuracy_and_writes_metrics(trained):
+    train_dir, train_result = trained
+    result = run_cli("evaluate", f"--checkpoint_dir={train_dir}")
+    assert result.returncode == 0, result.stderr
+    assert printed_accuracy(result.stdout) == printed_accuracy(train_result.stdout)
+    assert "precision" in result.stdout and "confusion matrix" in result.stdout
+    metrics = json.load(open(os.path.join(train_dir, "eval", "metrics.json")))
+    assert metrics["global_step"] == 2 * STEPS_PER_EPOCH
+    assert metrics["num_examples"] == 300 and metrics["split"] == "test"
+    assert abs(metrics["accuracy"] - printed_accuracy(result.stdout)) < 5e-5
+    assert len(metrics["per_class"]) == 10 and metrics["per_class"][3]["name"] == "3"
+    assert np.array(metrics["confusion_matrix"]).sum() == 300
+    assert metrics["checkpoint_path"].endswith(f"model.ckpt-{2 * STEPS_PER_EPOCH}")
+    events = read_events(os.path.join(train_dir, "summaries", "eval"))
+    assert events["scalar"]["accuracy"] == [2 * STEPS_PER_EPOCH]
+
+
+def test_evaluate_a_chosen_checkpoint_and_split_from_checkpoints_dir(trained):
+    train_dir, _ = trained
+    ckpt = os.path.join(train_dir, "checkpoints", f"model.ckpt-{STEPS_PER_EPOCH}")
+    result = run_cli("evaluate", f"--checkpoint_dir={train_dir}/checkpoints", f"--checkpoint_path={ckpt}",
+                     "--split=validation")
+    assert result.returncode == 0, result.stderr
+    assert "validation images: 200" in result.stdout
+    metrics = json.load(open(os.path.join(train_dir, "eval", "metrics.json")))
+    assert metrics["global_step"] == STEPS_PER_EPOCH and metrics["split"] == "validation"
+
+
+def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
+    train_dir, train_result = trained
+    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
+    images, labels = load_dataset("mnist", data_dir=data_dir, validation_size=200).split("test")
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
+        saver = tf.compat.v1.train.import_meta_graph(latest + ".meta")
+        saver.restore(sess, latest)
+        image = graph.get_tensor_by_name("image:0")
+        label = graph.get_tensor_by_name("label:0")
+        accuracy = graph.get_tensor_by_name("accuracy:0")
+        is_training = graph.get_tensor_by_name("is_training:0")
+        value = sess.run(accuracy, {image: images / 255.0, label: labels, is_training: False})
+    assert abs(value - printed_accuracy(train_result.stdout)) < 5e-4
+
+
+def test_second_train_resumes_from_the_last_global_step(trained, tmp_path, data_dir):
+    train_dir = str(tmp_path / "resumed")
+    shutil.copytree(trained[0], train_dir)
+    result = run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=3"))
+    assert result.returncode == 0, result.stderr
+    assert f"resuming from {train_dir}/checkpoints/model.ckpt-{2 * STEPS_PER_EPOCH} at global step " \
+           f"{2 * STEPS_PER_EPOCH}" in result.stdout
+    assert "epoch 3/3" in result.stdout and "epoch 1/3" not in result.stdout
+    assert tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints")).endswith(
+        f"model.ckpt-{3 * STEPS_PER_EPOCH}")
+    steps = [s for s, _ in scalar_values(os.path.join(train_dir, "summaries", "train"), "global_step")]
+    assert steps == sorted(steps) and steps[-1] == 45  # every 5 steps, up to 48
+    # the learning rate continues from the restored step, it does not restart
+    rates = dict(scalar_values(os.path.join(train_dir, "summaries", "train"), "learning_rate"))
+    assert rates[45] < rates[5]
+
+
+def test_device_gpu_trains_on_a_machine_without_one(tmp_path, data_dir):
+    train_dir = str(tmp_path / "gpu")
+    result = run_cli("train", *small_run_flags(data_dir, train_dir, "--device=gpu", "--num_epochs=1"))
+    assert result.returncode == 0, result.stderr
+    assert printed_accuracy(result.stdout) > 0.3
+    assert "--device=gpu" in open(os.path.join(train_dir, "flags.cfg")).read()
+
+
+def bad_input_cases(data_dir, tmp):
+    return [
+        (["--model=resnet9000"], "value should be one of <lenet>"),
+        (["--dataset=imagenet"], "value should be one of <fashion_mnist|mnist>"),
+        ([f"--data_dir={tmp}/missing"], f"--data_dir={tmp}/missing does not exist"),
+        (["--batch_size=0"], "--batch_size must be positive"),
+        (["--keep_prob=1.5"], "--keep_prob must be in (0, 1]"),
+        ([f"--flagfile={tmp}/nope.cfg"], "nope.cfg"),
+        ([f"--data_dir={tmp}/empty"], "is not in"),
+        ([f"--data_dir={tmp}/empty"], "put the four IDX files in --data_dir"),
+        (["--dataset=fashion_mnist"], "was trained with --dataset=mnist"),
+        (["--batch_size=32"], "was trained with --batch_size=64"),
+    ]
+
+
+def test_bad_input_is_one_clear_line_and_leaves_the_train_dir_alone(trained, tmp_path, data_dir):
+    (tmp_path / "empty").mkdir()
+    train_dir = str(tmp_path / "kept")
+    shutil.copytree(trained[0], train_dir)
+    before = tree_snapshot(train_dir)
+    for extra, message in bad_input_cases(data_dir, tmp_path):
+        result = run_cli("train", *small_run_flags(data_dir, train_dir), *extra)
+        assert result.returncode != 0, extra
+        assert message in result.stderr, (extra, result.stderr)
+        assert "Traceback" not in result.stderr, (extra, result.stderr)
+        assert tree_snapshot(train_dir) == before, extra
+
+
+def test_evaluate_errors(tmp_path):
+    result = run_cli("evaluate", f"--checkpoint_dir={tmp_path}/missing")
+    assert result.returncode != 0 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "flags.cfg").write_text("--model=lenet\n")
+    result = run_cli("evaluate", f"--checkpoint_dir={tmp_path}")
+    assert result.returncode != 0 and "no checkpoint in" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_verbosity_debug_shows_the_traceback(tmp_path):
+    result = run_cli("evaluate", f"--checkpoint_dir={tmp_path}/missing", "--verbosity=1")
+    assert result.returncode != 0 and "Traceback" in result.stderr

@@ -1,0 +1,137 @@
+"""The graph builder: named tensors, loss with weight decay, schedule, train op, eval totals."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+
+from cnn_tf import config
+from cnn_tf.evaluation import evaluate_split, per_class_metrics
+from cnn_tf.graph import PER_EPOCH, TEST, TRAIN, build_graph, learning_rate_schedule, steps_per_epoch
+from conftest import make_images
+
+
+def hparams(**overrides):
+    fv = flags.FlagValues()
+    config.define_train_flags(fv)
+    fv(["test"] + [f"--{k}={v}" for k, v in overrides.items()])
+    return fv
+
+
+def session(g):
+    sess = tf.compat.v1.Session(graph=g.graph)
+    sess.run(g.init_op)
+    return sess
+
+
+def batch(n=50, seed=0):
+    labels = np.random.default_rng(seed).integers(0, 10, n)
+    return make_images(labels, seed=seed)[..., None], labels
+
+
+def summary_tags(serialized):
+    summary = tf.compat.v1.Summary.FromString(serialized)
+    return {v.tag: v.WhichOneof("value") for v in summary.value}
+
+
+def test_named_tensors_can_be_looked_up():
+    g = build_graph(hparams(), (28, 28, 1), 10, 1000)
+    for name in ("image", "label", "keep_prob", "is_training", "logits", "predictions", "loss", "accuracy"):
+        assert g.graph.get_tensor_by_name(name + ":0") is not None
+    assert g.graph.get_tensor_by_name("image:0").shape.as_list() == [None, 28, 28, 1]
+    assert g.graph.get_tensor_by_name("label:0").dtype == tf.int64
+
+
+def test_weight_decay_reaches_the_loss():
+    g = build_graph(hparams(weight_decay=0.01, batch_norm=False), (28, 28, 1), 10, 1000)
+    sess = session(g)
+    images, labels = batch()
+    feed = {g.image: images / 255.0, g.label: labels, g.is_training: False}
+    loss, logits = sess.run([g.loss, g.logits], feed)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    cross_entropy = -log_softmax[np.arange(len(labels)), labels].mean()
+    weights = [sess.run(v) for v in g.graph.get_collection("trainable_variables") if v.op.name.endswith("weights")]
+    decay = 0.01 * sum((w ** 2).sum() / 2 for w in weights)
+    assert decay > 0.1
+    assert loss == pytest.approx(cross_entropy + decay, rel=1e-4)
+
+
+def test_learning_rate_decays_in_stairs_counting_all_replicas():
+    assert steps_per_epoch(1000, 100) == 10 and steps_per_epoch(1001, 100) == 11
+    assert steps_per_epoch(1000, 100, num_replicas=2) == 5
+    hp = hparams(initial_learning_rate=0.1, learning_rate_decay_factor=0.5, num_epochs_per_decay=2, batch_size=100)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        step = tf.compat.v1.placeholder(tf.int64, [])
+        rate = learning_rate_schedule(hp, step, 1000)
+        rates = [sess.run(rate, {step: s}) for s in (0, 19, 20, 39, 40)]
+        np.testing.assert_allclose(rates, [0.1, 0.1, 0.05, 0.05, 0.025], rtol=1e-6)
+        rate = learning_rate_schedule(hp, step, 1000, num_replicas=2)
+        assert sess.run(rate, {step: 10}) == pytest.approx(0.05)
+
+
+def test_train_op_steps_updates_batch_norm_and_learns():
+    g = build_graph(hparams(seed=3), (28, 28, 1), 10, 1000)
+    sess = session(g)
+    images, labels = batch(256, seed=1)
+    moving_mean = [v for v in g.graph.get_collection("variables") if v.op.name == "lenet/conv1/BatchNorm/moving_mean"][0]
+    g.pipeline.start(sess, images, labels, 64)
+    first = sess.run(g.loss, {g.is_training: False, g.image: images / 255.0, g.label: labels})
+    for _ in range(4):
+        sess.run(g.train_op)
+    assert sess.run(g.global_step) == 4
+    assert np.abs(sess.run(moving_mean)).sum() > 0
+    for _ in range(30):
+        g.pipeline.start(sess, images, labels, 64)
+        for _ in range(4):
+            sess.run(g.train_op)
+    last = sess.run(g.loss, {g.is_training: False, g.image: images / 255.0, g.label: labels})
+    assert last < first * 0.5
+
+
+def test_evaluation_counts_every_image_once_with_a_partial_batch():
+    g = build_graph(hparams(), (28, 28, 1), 10, 1000)
+    sess = session(g)
+    images, labels = batch(103, seed=2)
+    metrics, summary = evaluate_split(sess, g, images, labels, 25)
+    predictions = sess.run(g.predictions, {g.image: images / 255.0, g.is_training: False})
+    assert metrics["count"] == 103
+    assert metrics["confusion"].sum() == 103
+    assert metrics["accuracy"] == pytest.approx((predictions == labels).mean(), abs=1e-6)
+    np.testing.assert_array_equal(np.diag(metrics["confusion"]).sum(), (predictions == labels).sum())
+    tags = summary_tags(summary)
+    assert {"loss", "accuracy", "sparsity/lenet/conv1"} <= set(tags)
+    again, _ = evaluate_split(sess, g, images, labels, 1000)  # totals are reset between passes
+    assert again["count"] == 103 and again["accuracy"] == pytest.approx(metrics["accuracy"])
+
+
+def test_summary_collections_hold_the_tutorial_tags():
+    g = build_graph(hparams(), (28, 28, 1), 10, 1000)
+    sess = session(g)
+    images, labels = batch(64)
+    g.pipeline.start(sess, images, labels, 64)
+    train, epoch = sess.run([g.summaries[TRAIN], g.summaries[PER_EPOCH]])
+    train_tags, epoch_tags = summary_tags(train), summary_tags(epoch)
+    assert {"loss", "accuracy", "global_step", "learning_rate", "sparsity/lenet/fc3"} <= set(train_tags)
+    assert epoch_tags["activations/lenet/conv1"] == "histo"
+    assert [t for t, kind in epoch_tags.items() if kind == "image"]
+    assert g.summaries[TEST] is not None
+
+
+def test_per_class_metrics():
+    confusion = np.array([[3, 1], [0, 4]])
+    a, b = per_class_metrics(confusion, ["a", "b"])
+    assert a == dict(name="a", precision=1.0, recall=0.75, f1=pytest.approx(6 / 7), support=4)
+    assert b["precision"] == pytest.approx(0.8) and b["recall"] == 1.0
+
+
+def test_device_gpu_pins_the_model_and_falls_back_with_soft_placement():
+    hp = hparams(device="gpu")
+    g = build_graph(hp, (28, 28, 1), 10, 1000)
+    conv = g.graph.get_operation_by_name("lenet/conv1/Conv2D")
+    assert conv.device.lower().endswith("gpu:0")
+    sess = tf.compat.v1.Session(graph=g.graph, config=config.session_config(hp))
+    sess.run(g.init_op)
+    images, labels = batch(32)
+    g.pipeline.start(sess, images, labels, 32)
+    sess.run(g.train_op)
+    assert sess.run(g.global_step) == 1
