@@ -40,8 +40,10 @@ def define_train_flags(fv=flags.FLAGS):
     flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay coefficient (0 disables it).", lower_bound=0, **d)
     flags.DEFINE_float("keep_prob", 0.5, "Dropout keep probability of the fully connected layers, "
                        "in (0, 1].", **d)
-    flags.DEFINE_enum("weights_initializer", "variance_scaling", sorted(INITIALIZERS),
-                      "Initializer of the weights.", **d)
+    flags.DEFINE_float("keep_prob_conv", 0.8, "Dropout keep probability after the conv blocks of "
+                       "four_conv, in (0, 1].", **d)
+    flags.DEFINE_enum("weights_initializer", None, sorted(INITIALIZERS),
+                      "Initializer of the weights (default: the model's own, as in its tutorial).", **d)
     flags.DEFINE_float("init_stddev", 0.1, "Standard deviation of --weights_initializer=truncated_normal.", **d)
     # Optimization
     flags.DEFINE_integer("batch_size", 128, "Training batch size.", **d)
@@ -61,8 +63,9 @@ def define_train_flags(fv=flags.FLAGS):
     for name in ("batch_size", "num_epochs", "initial_learning_rate", "num_epochs_per_decay",
                  "max_num_checkpoint", "summary_every_n_steps"):
         _positive(fv, name)
-    flags.register_validator("keep_prob", lambda v: 0 < v <= 1, message="--keep_prob must be in (0, 1]",
-                             flag_values=fv)
+    for name in ("keep_prob", "keep_prob_conv"):
+        flags.register_validator(name, lambda v: 0 < v <= 1, message=f"--{name} must be in (0, 1]",
+                                 flag_values=fv)
     flags.register_validator("learning_rate_decay_factor", lambda v: 0 < v <= 1,
                              message="--learning_rate_decay_factor must be in (0, 1]", flag_values=fv)
 

@@ -5,13 +5,16 @@ Everything lives in one explicit tf.Graph. Tensors a user may look up by name af
 training pulls from the in-graph input pipeline, evaluation and prediction feed them), and
 `logits`, `predictions`, `loss`, `accuracy`.
 """
+import inspect
 import math
 import types
 
 import tensorflow as tf
 
 from cnn_tf.data.pipeline import InputPipeline
+from cnn_tf.errors import UserError
 from cnn_tf.nets import arg_scopes_map, nets_map
+from cnn_tf.nets.layers import InputSizeError
 from cnn_tf.nets.scopes import arg_scope
 
 UPDATE_OPS = tf.compat.v1.GraphKeys.UPDATE_OPS
@@ -72,12 +75,20 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
         g.is_training = tf.compat.v1.placeholder_with_default(True, [], "is_training")
 
         with tf.compat.v1.device(model_device(hp)):
-            scope = arg_scopes_map[hp.model](
-                weight_decay=hp.weight_decay, use_batch_norm=hp.batch_norm,
-                weights_initializer=hp.weights_initializer, init_stddev=hp.init_stddev)
-            with arg_scope(scope):
-                logits, g.end_points = nets_map[hp.model](
-                    g.image, num_classes, is_training=g.is_training, keep_prob=g.keep_prob)
+            options = dict(weight_decay=hp.weight_decay, use_batch_norm=hp.batch_norm, init_stddev=hp.init_stddev)
+            if hp.weights_initializer:  # else the model's own default
+                options["weights_initializer"] = hp.weights_initializer
+            net = nets_map[hp.model]
+            extra = {}
+            if "keep_prob_conv" in inspect.signature(net).parameters:  # four_conv's second dropout rate
+                extra["keep_prob_conv"] = tf.compat.v1.placeholder_with_default(
+                    float(hp.keep_prob_conv), [], "keep_prob_conv")
+            try:
+                with arg_scope(arg_scopes_map[hp.model](**options)):
+                    logits, g.end_points = net(g.image, num_classes, is_training=g.is_training,
+                                               keep_prob=g.keep_prob, **extra)
+            except InputSizeError as e:
+                raise UserError(f"--model={hp.model}: {e}") from e
             g.logits = tf.identity(logits, name="logits")
             g.predictions = tf.argmax(g.logits, 1, name="predictions")
             # Softmax and log in one op: stable where the tutorial's log(softmax) went to inf.

@@ -28,7 +28,7 @@ def load_data(fv):
                         download_mirror=fv.download_mirror)
 
 
-def run_epoch(sess, g, writer, step, num_steps, batch_size, bar):
+def run_epoch(sess, g, writer, step, num_steps, batch_size, summary_every_n_steps, bar):
     """Runs `num_steps` training steps. Summaries ride on the step that is run anyway (every
     --summary_every_n_steps; histograms and images on the epoch's last step). Returns the new
     global step and the mean loss and accuracy of the epoch's steps."""
@@ -36,7 +36,7 @@ def run_epoch(sess, g, writer, step, num_steps, batch_size, bar):
     started = time.perf_counter()
     for i in range(num_steps):
         fetches = {"train": g.train_op, "loss": g.loss, "accuracy": g.accuracy}
-        if (step + 1) % FLAGS.summary_every_n_steps == 0:
+        if (step + 1) % summary_every_n_steps == 0:
             fetches["summary"] = g.summaries[TRAIN]
         if i == num_steps - 1:
             fetches["epoch_summary"] = g.summaries[PER_EPOCH]
@@ -97,7 +97,7 @@ def train(fv):
             with tqdm.tqdm(total=per_epoch, initial=offset, desc=f"epoch {epoch + 1}/{fv.num_epochs}",
                            unit="step", disable=None if fv.progress else True, leave=False) as bar:
                 step, loss, acc = run_epoch(sess, g, train_writer, step, per_epoch - offset,
-                                            fv.batch_size, bar)
+                                            fv.batch_size, fv.summary_every_n_steps, bar)
             images_per_s = len(order) / (time.perf_counter() - started)
             offset = 0
             line = (f"epoch {epoch + 1}/{fv.num_epochs}  step {step}  "

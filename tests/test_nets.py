@@ -40,9 +40,10 @@ def test_conv2d_batch_norm_uses_update_ops_and_no_bias():
         return conv2d(x, 6, 3, use_batch_norm=True, is_training=True, scope="c")
 
     graph, _ = build(fn)
-    assert len(graph.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)) == 2
+    assert len(graph.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)) == 3
     names = sorted(v.op.name for v in graph.get_collection("variables"))
-    assert names == ["c/BatchNorm/beta", "c/BatchNorm/moving_mean", "c/BatchNorm/moving_variance", "c/weights"]
+    assert names == ["c/BatchNorm/beta", "c/BatchNorm/moving_mean", "c/BatchNorm/moving_variance",
+                     "c/BatchNorm/num_updates", "c/weights"]
     assert any(op.type == "FusedBatchNormV3" for op in graph.get_operations())
 
 
@@ -96,8 +97,12 @@ def test_full_map_conv_equals_real_convolution():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("model", sorted(nets_map))
-@pytest.mark.parametrize("height, width, channels", [(28, 28, 1), (32, 32, 3), (40, 24, 2)])
+SIZES = [(28, 28, 1), (32, 32, 3), (40, 24, 2), (13, 17, 4)]
+CASES = [(m, *size) for m in sorted(nets_map) if m != "vgg16" for size in SIZES] + [
+    ("vgg16", 32, 32, 3), ("vgg16", 64, 48, 1)]
+
+
+@pytest.mark.parametrize("model, height, width, channels", CASES)
 def test_models_output_logits_for_several_input_sizes(model, height, width, channels):
     def fn():
         images = tf.compat.v1.placeholder(tf.float32, [None, height, width, channels])
@@ -141,3 +146,39 @@ def test_too_small_input_is_a_clear_error():
 
     with pytest.raises(ValueError, match="lenet needs images of at least 4x4 pixels, got 3x3"):
         build(fn)
+
+
+def test_vgg16_has_the_parameter_count_of_the_vgg16_table():
+    def fn():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3])
+        with arg_scope(arg_scopes_map["vgg16"]()):
+            return nets_map["vgg16"](images, num_classes=1000)
+
+    graph, (logits, end_points) = build(fn)
+    count = sum(np.prod(v.shape.as_list()) for v in graph.get_collection("trainable_variables"))
+    assert count == 138_357_544
+    assert end_points["vgg16/conv5/conv5_3"].shape.as_list() == [None, 14, 14, 512]
+    assert end_points["vgg16/pool5"].shape.as_list() == [None, 7, 7, 512]
+
+
+def test_vgg_pads_digits_to_a_multiple_of_16():
+    def fn():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 28, 28, 1])
+        return nets_map["vgg"](images, num_classes=10)
+
+    _, (_, end_points) = build(fn)
+    assert end_points["vgg/conv1/conv1_2"].shape.as_list() == [None, 32, 32, 64]
+    assert end_points["vgg/pool4"].shape.as_list() == [None, 2, 2, 512]
+
+
+@pytest.mark.parametrize("model, initializer", [("lenet", "TruncatedNormal"), ("three_conv", "RandomUniform"),
+                                                ("four_conv", "TruncatedNormal")])
+def test_each_model_has_its_tutorials_initializer(model, initializer):
+    def fn():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 28, 28, 1])
+        with arg_scope(arg_scopes_map[model]()):
+            return nets_map[model](images, num_classes=10)
+
+    graph, _ = build(fn)
+    ops = {op.type for op in graph.get_operations() if op.name.startswith(f"{model}/conv1/weights/Initializer")}
+    assert initializer in ops

@@ -5,12 +5,13 @@ Pixels stay uint8 here; they are scaled to [0, 1] exactly once, inside the graph
 """
 import functools
 
-from cnn_tf.data import mnist
+from cnn_tf.data import cifar10, mnist
 from cnn_tf.data.dataset import Dataset
 
 DATASETS = {
     "mnist": functools.partial(mnist.load, "mnist"),
     "fashion_mnist": functools.partial(mnist.load, "fashion_mnist"),
+    "cifar10": cifar10.load,
 }
 
 

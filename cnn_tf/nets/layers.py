@@ -6,7 +6,7 @@ as `outputs_collections` and each layer adds {its scope name: its output} to it.
 """
 import tensorflow as tf
 
-from cnn_tf.nets.scopes import add_arg_scope
+from cnn_tf.nets.scopes import add_arg_scope, arg_scope
 
 INITIALIZERS = {
     # He et al.: the variance that keeps ReLU activations from shrinking or growing with depth.
@@ -40,18 +40,31 @@ def _smart_cond(pred, true_fn, false_fn):
     return tf.cond(pred, true_fn, false_fn)
 
 
-def batch_norm(inputs, is_training=True, decay=0.997, epsilon=1e-3, scope="BatchNorm"):
-    """Fused batch norm (no scale: a ReLU or another linear layer follows); moving averages go
-    to UPDATE_OPS, which the train op runs before each step."""
+def batch_norm(inputs, is_training=True, decay=0.99, epsilon=1e-3, scope="BatchNorm"):
+    """Fused batch norm (no scale: a ReLU or another linear layer follows); the moving-average
+    updates go to UPDATE_OPS, which the train op runs before each step.
+
+    The moving averages start at zero and are bias-corrected by the number of updates, as Adam
+    corrects its moments. Averages started at (0, 1) lag for hundreds of steps, and a net whose
+    activations are far from unit variance (Xavier-initialized, say) evaluated at chance level
+    after its first epoch.
+    """
     channels = inputs.shape[-1]
     with tf.compat.v1.variable_scope(scope):
         beta = tf.compat.v1.get_variable("beta", [channels], initializer=tf.zeros_initializer())
         gamma = tf.ones([channels], name="gamma")
-        local = [tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, tf.compat.v1.GraphKeys.MODEL_VARIABLES]
-        moving_mean = tf.compat.v1.get_variable("moving_mean", [channels], initializer=tf.zeros_initializer(),
-                                                trainable=False, collections=local)
-        moving_var = tf.compat.v1.get_variable("moving_variance", [channels], initializer=tf.ones_initializer(),
-                                               trainable=False, collections=local)
+
+        def statistic(name, shape):
+            return tf.compat.v1.get_variable(
+                name, shape, initializer=tf.zeros_initializer(), trainable=False,
+                collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, tf.compat.v1.GraphKeys.MODEL_VARIABLES])
+
+        moving_mean, moving_var = statistic("moving_mean", [channels]), statistic("moving_variance", [channels])
+        updates = statistic("num_updates", [])
+        correction = 1.0 - tf.pow(decay, updates)
+        seen = updates > 0
+        mean = tf.where(seen, moving_mean / tf.maximum(correction, 1e-12), tf.zeros([channels]))
+        variance = tf.where(seen, moving_var / tf.maximum(correction, 1e-12), tf.ones([channels]))
 
         def training():
             return tf.compat.v1.nn.fused_batch_norm(
@@ -59,13 +72,15 @@ def batch_norm(inputs, is_training=True, decay=0.997, epsilon=1e-3, scope="Batch
                 is_training=True, exponential_avg_factor=1.0 - decay)
 
         def inference():
-            return tf.compat.v1.nn.fused_batch_norm(
-                inputs, gamma, beta, mean=moving_mean, variance=moving_var, epsilon=epsilon, is_training=False)
+            outputs = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, mean=mean, variance=variance, epsilon=epsilon, is_training=False)[0]
+            return outputs, moving_mean.read_value(), moving_var.read_value()
 
         outputs, new_mean, new_var = _smart_cond(is_training, training, inference)
-        # In inference the op hands back the moving statistics themselves, so these are no-ops.
-        for var, value in ((moving_mean, new_mean), (moving_var, new_var)):
-            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, var.assign(value))
+        # In inference the branch hands back the stored averages, so these updates change nothing.
+        for op in (moving_mean.assign(new_mean), moving_var.assign(new_var),
+                   updates.assign_add(tf.cast(is_training, tf.float32))):
+            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, op)
         return outputs
 
 
@@ -82,7 +97,7 @@ def _conv(inputs, weights, stride, padding):
 @add_arg_scope
 def conv2d(inputs, num_outputs, kernel_size, stride=1, padding="SAME", activation_fn=tf.nn.relu,
            weights_initializer=None, weights_regularizer=None, use_batch_norm=False, is_training=True,
-           batch_norm_decay=0.997, outputs_collections=None, scope=None):
+           batch_norm_decay=0.99, outputs_collections=None, scope=None):
     """conv -> bias_add (or batch norm) -> activation, in the order Grappler fuses."""
     kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
     with tf.compat.v1.variable_scope(scope, "Conv", [inputs]) as sc:
@@ -126,11 +141,33 @@ def fully_connected(inputs, num_outputs, **kwargs):
     return conv2d(inputs, num_outputs, tuple(inputs.shape[1:3]), padding="VALID", **kwargs)
 
 
+class InputSizeError(ValueError):
+    """An image too small (or of unknown size) for a model."""
+
+
 def check_input_size(images, min_size, model):
     """Models need static spatial sizes; a too-small image is a clear error, not a shape trace."""
     height, width = images.shape[1], images.shape[2]
     if height is None or width is None:
-        raise ValueError(f"{model} needs images of known height and width, got shape {images.shape}")
+        raise InputSizeError(f"{model} needs images of known height and width, got shape {images.shape}")
     if height < min_size or width < min_size:
-        raise ValueError(f"{model} needs images of at least {min_size}x{min_size} pixels, "
+        raise InputSizeError(f"{model} needs images of at least {min_size}x{min_size} pixels, "
                          f"got {height}x{width}")
+
+
+def repeat(inputs, repetitions, layer, *args, scope, **kwargs):
+    """Applies `layer` `repetitions` times, as scope/scope_1, scope/scope_2, ... (slim's naming)."""
+    outputs = inputs
+    with tf.compat.v1.variable_scope(scope):
+        for i in range(1, repetitions + 1):
+            outputs = layer(outputs, *args, scope=f"{scope}_{i}", **kwargs)
+    return outputs
+
+
+def conv_arg_scope(weight_decay=0.0, use_batch_norm=False, weights_initializer="variance_scaling",
+                   init_stddev=0.1):
+    """The defaults every model here gives its conv layers; models differ in the initializer."""
+    with arg_scope([conv2d], weights_initializer=initializer(weights_initializer, init_stddev),
+                   weights_regularizer=l2_regularizer(weight_decay), use_batch_norm=use_batch_norm,
+                   activation_fn=tf.nn.relu, padding="SAME") as sc:
+        return sc

@@ -11,8 +11,8 @@
 """
 import tensorflow as tf
 
-from cnn_tf.nets.layers import (check_input_size, conv2d, dropout, fully_connected, initializer,
-                                l2_regularizer, max_pool2d)
+from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
+                                max_pool2d)
 from cnn_tf.nets.scopes import arg_scope
 
 
@@ -38,9 +38,5 @@ def lenet(images, num_classes=10, is_training=True, keep_prob=0.5, scope="lenet"
 lenet.default_image_size = 28
 
 
-def lenet_arg_scope(weight_decay=0.0, use_batch_norm=False, weights_initializer="variance_scaling",
-                    init_stddev=0.1):
-    with arg_scope([conv2d], weights_initializer=initializer(weights_initializer, init_stddev),
-                   weights_regularizer=l2_regularizer(weight_decay), use_batch_norm=use_batch_norm,
-                   activation_fn=tf.nn.relu, padding="SAME") as sc:
-        return sc
+# The tutorial's initializer is variance scaling (He), the flag's default.
+lenet_arg_scope = conv_arg_scope
