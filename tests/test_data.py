@@ -1,5 +1,4 @@
 """The data layer: IDX reading, locating files, downloading, splits, and the in-graph pipeline."""
-import gzip
 import hashlib
 import os
 

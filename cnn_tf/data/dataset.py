@@ -1,8 +1,6 @@
 """What every dataset loader returns: uint8 images in memory, int64 labels, class names."""
 import dataclasses
 
-import numpy as np
-
 from cnn_tf.errors import UserError
 
 

@@ -17,34 +17,26 @@ Truncated-normal initializer (stddev --init_stddev, 0.1) by default, as in the t
 """
 import functools
 
-import tensorflow as tf
-
 from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
-                                max_pool2d)
-from cnn_tf.nets.scopes import arg_scope
+                                max_pool2d, model_scope, squeeze_logits)
 
 
 def four_conv(images, num_classes=2, is_training=True, keep_prob=0.5, scope="four_conv",
               keep_prob_conv=0.8):
     check_input_size(images, 4, "four_conv")
-    with tf.compat.v1.variable_scope(scope, "four_conv", [images]) as sc:
-        end_points = {}
-        with arg_scope([conv2d, max_pool2d, dropout], outputs_collections=end_points), \
-                arg_scope([conv2d, dropout], is_training=is_training):
-            net = conv2d(images, 32, 3, scope="conv1")
-            net = conv2d(net, 32, 3, scope="conv2")
-            net = max_pool2d(net, 2, 2, scope="pool2")
-            net = dropout(net, keep_prob_conv, scope="dropout2")
-            net = conv2d(net, 64, 3, scope="conv3")
-            net = conv2d(net, 64, 3, scope="conv4")
-            net = max_pool2d(net, 2, 2, scope="pool4")
-            net = dropout(net, keep_prob_conv, scope="dropout4")
-            net = fully_connected(net, 512, use_batch_norm=False, scope="fc5")
-            net = dropout(net, keep_prob, scope="dropout5")
-            net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope="fc6")
-        logits = tf.squeeze(net, [1, 2], name="fc6/squeezed")
-        end_points[sc.name + "/logits"] = logits
-        return logits, end_points
+    with model_scope(scope, "four_conv", images, is_training) as (sc, end_points):
+        net = conv2d(images, 32, 3, scope="conv1")
+        net = conv2d(net, 32, 3, scope="conv2")
+        net = max_pool2d(net, 2, 2, scope="pool2")
+        net = dropout(net, keep_prob_conv, scope="dropout2")
+        net = conv2d(net, 64, 3, scope="conv3")
+        net = conv2d(net, 64, 3, scope="conv4")
+        net = max_pool2d(net, 2, 2, scope="pool4")
+        net = dropout(net, keep_prob_conv, scope="dropout4")
+        net = fully_connected(net, 512, use_batch_norm=False, scope="fc5")
+        net = dropout(net, keep_prob, scope="dropout5")
+        net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope="fc6")
+        return squeeze_logits(net, sc, end_points, "fc6")
 
 
 four_conv.default_image_size = 224

@@ -4,6 +4,8 @@ Every layer opens a variable scope, so a model can be built again with `reuse=Tr
 several GPUs share one set of variables). Outputs can be collected as end points: pass a dict
 as `outputs_collections` and each layer adds {its scope name: its output} to it.
 """
+import contextlib
+
 import tensorflow as tf
 
 from cnn_tf.nets.scopes import add_arg_scope, arg_scope
@@ -171,3 +173,21 @@ def conv_arg_scope(weight_decay=0.0, use_batch_norm=False, weights_initializer="
                    weights_regularizer=l2_regularizer(weight_decay), use_batch_norm=use_batch_norm,
                    activation_fn=tf.nn.relu, padding="SAME") as sc:
         return sc
+
+
+@contextlib.contextmanager
+def model_scope(scope, default_name, images, is_training):
+    """A model's variable scope, in which conv2d, max_pool2d and dropout add their outputs to the
+    yielded end points dict and know `is_training`. Yields (variable scope, end points)."""
+    with tf.compat.v1.variable_scope(scope, default_name, [images]) as sc:
+        end_points = {}
+        with arg_scope([conv2d, max_pool2d, dropout], outputs_collections=end_points), \
+                arg_scope([conv2d, dropout], is_training=is_training):
+            yield sc, end_points
+
+
+def squeeze_logits(net, sc, end_points, layer):
+    """[N, 1, 1, C] -> logits [N, C], added to the end points as <scope>/logits."""
+    logits = tf.squeeze(net, [1, 2], name=f"{layer}/squeezed")
+    end_points[sc.name + "/logits"] = logits
+    return logits, end_points

@@ -9,30 +9,22 @@
     dropout3  keep_prob while training
     fc4       conv 1x1, num_classes, no activation         1x1xC -> logits [N, C]
 """
-import tensorflow as tf
-
 from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
-                                max_pool2d)
-from cnn_tf.nets.scopes import arg_scope
+                                max_pool2d, model_scope, squeeze_logits)
 
 
 def lenet(images, num_classes=10, is_training=True, keep_prob=0.5, scope="lenet"):
     check_input_size(images, 4, "lenet")
-    with tf.compat.v1.variable_scope(scope, "lenet", [images]) as sc:
-        end_points = {}
-        with arg_scope([conv2d, max_pool2d, dropout], outputs_collections=end_points), \
-                arg_scope([conv2d, dropout], is_training=is_training):
-            net = conv2d(images, 32, 5, scope="conv1")
-            net = max_pool2d(net, 2, 2, scope="pool1")
-            net = conv2d(net, 64, 5, scope="conv2")
-            net = max_pool2d(net, 2, 2, scope="pool2")
-            # The tutorial normalizes the conv layers only, not the fully connected ones.
-            net = fully_connected(net, 1024, use_batch_norm=False, scope="fc3")
-            net = dropout(net, keep_prob, scope="dropout3")
-            net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope="fc4")
-        logits = tf.squeeze(net, [1, 2], name="fc4/squeezed")
-        end_points[sc.name + "/logits"] = logits
-        return logits, end_points
+    with model_scope(scope, "lenet", images, is_training) as (sc, end_points):
+        net = conv2d(images, 32, 5, scope="conv1")
+        net = max_pool2d(net, 2, 2, scope="pool1")
+        net = conv2d(net, 64, 5, scope="conv2")
+        net = max_pool2d(net, 2, 2, scope="pool2")
+        # The tutorial normalizes the conv layers only, not the fully connected ones.
+        net = fully_connected(net, 1024, use_batch_norm=False, scope="fc3")
+        net = dropout(net, keep_prob, scope="dropout3")
+        net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope="fc4")
+        return squeeze_logits(net, sc, end_points, "fc4")
 
 
 lenet.default_image_size = 28

@@ -15,32 +15,25 @@ Xavier/Glorot initializer by default, as in the tutorial; batch norm on the conv
 """
 import functools
 
-import tensorflow as tf
-
 from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
-                                max_pool2d)
+                                max_pool2d, model_scope, squeeze_logits)
 from cnn_tf.nets.scopes import arg_scope
 
 
 def three_conv(images, num_classes=10, is_training=True, keep_prob=1.0, scope="three_conv"):
     check_input_size(images, 1, "three_conv")
-    with tf.compat.v1.variable_scope(scope, "three_conv", [images]) as sc:
-        end_points = {}
-        with arg_scope([conv2d, max_pool2d, dropout], outputs_collections=end_points), \
-                arg_scope([conv2d, dropout], is_training=is_training), \
-                arg_scope([max_pool2d], padding="SAME"):
-            net = conv2d(images, 32, 3, scope="conv1")
-            net = max_pool2d(net, 2, 2, scope="pool1")
-            net = conv2d(net, 64, 3, scope="conv2")
-            net = max_pool2d(net, 2, 2, scope="pool2")
-            net = conv2d(net, 128, 3, scope="conv3")
-            net = max_pool2d(net, 2, 2, scope="pool3")
-            net = fully_connected(net, 128, use_batch_norm=False, scope="fc4")
-            net = dropout(net, keep_prob, scope="dropout4")
-            net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope="fc5")
-        logits = tf.squeeze(net, [1, 2], name="fc5/squeezed")
-        end_points[sc.name + "/logits"] = logits
-        return logits, end_points
+    with model_scope(scope, "three_conv", images, is_training) as (sc, end_points), \
+        arg_scope([max_pool2d], padding="SAME"):
+        net = conv2d(images, 32, 3, scope="conv1")
+        net = max_pool2d(net, 2, 2, scope="pool1")
+        net = conv2d(net, 64, 3, scope="conv2")
+        net = max_pool2d(net, 2, 2, scope="pool2")
+        net = conv2d(net, 128, 3, scope="conv3")
+        net = max_pool2d(net, 2, 2, scope="pool3")
+        net = fully_connected(net, 128, use_batch_norm=False, scope="fc4")
+        net = dropout(net, keep_prob, scope="dropout4")
+        net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope="fc5")
+        return squeeze_logits(net, sc, end_points, "fc5")
 
 
 three_conv.default_image_size = 28

@@ -21,8 +21,7 @@ vgg16 (configuration D of Simonyan & Zisserman), for 224x224x3:
 import tensorflow as tf
 
 from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
-                                max_pool2d, repeat)
-from cnn_tf.nets.scopes import arg_scope
+                                max_pool2d, model_scope, repeat, squeeze_logits)
 
 
 def _pad_to_multiple(images, multiple):
@@ -36,24 +35,19 @@ def _pad_to_multiple(images, multiple):
 def _vgg(images, blocks, fc_layers, num_classes, is_training, keep_prob, scope):
     """blocks: [(repetitions, filters)], each followed by a 2x2 max-pool; fc_layers: widths of
     the fully connected layers (the first covers the whole remaining map)."""
-    with tf.compat.v1.variable_scope(scope, "vgg", [images]) as sc:
-        end_points = {}
-        with arg_scope([conv2d, max_pool2d, dropout], outputs_collections=end_points), \
-                arg_scope([conv2d, dropout], is_training=is_training):
-            net = images
-            for i, (repetitions, filters) in enumerate(blocks, start=1):
-                net = repeat(net, repetitions, conv2d, filters, 3, scope=f"conv{i}")
-                net = max_pool2d(net, 2, 2, scope=f"pool{i}")
-            layer = len(blocks) + 1
-            for i, width in enumerate(fc_layers):
-                make = fully_connected if i == 0 else (lambda x, n, **kw: conv2d(x, n, 1, **kw))
-                net = make(net, width, use_batch_norm=False, scope=f"fc{layer}")
-                net = dropout(net, keep_prob, scope=f"dropout{layer}")
-                layer += 1
-            net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope=f"fc{layer}")
-        logits = tf.squeeze(net, [1, 2], name=f"fc{layer}/squeezed")
-        end_points[sc.name + "/logits"] = logits
-        return logits, end_points
+    with model_scope(scope, "vgg", images, is_training) as (sc, end_points):
+        net = images
+        for i, (repetitions, filters) in enumerate(blocks, start=1):
+            net = repeat(net, repetitions, conv2d, filters, 3, scope=f"conv{i}")
+            net = max_pool2d(net, 2, 2, scope=f"pool{i}")
+        layer = len(blocks) + 1
+        for i, width in enumerate(fc_layers):
+            make = fully_connected if i == 0 else (lambda x, n, **kw: conv2d(x, n, 1, **kw))
+            net = make(net, width, use_batch_norm=False, scope=f"fc{layer}")
+            net = dropout(net, keep_prob, scope=f"dropout{layer}")
+            layer += 1
+        net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope=f"fc{layer}")
+        return squeeze_logits(net, sc, end_points, f"fc{layer}")
 
 
 def vgg(images, num_classes=10, is_training=True, keep_prob=0.5, scope="vgg"):
