@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import flags
 
 from cnn_tf import checkpoints, config, errors
-from cnn_tf.data import load_dataset
+from cnn_tf.data import load_dataset_from_flags
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics
 from cnn_tf.graph import build_graph
 from cnn_tf.traindir import TrainDir, write_atomic
@@ -26,8 +26,7 @@ config.define_runtime_flags(FLAGS)
 
 
 def evaluate(run_dir, hp, checkpoint_path, split):
-    data = load_dataset(hp.dataset, data_dir=hp.data_dir, validation_size=hp.validation_size,
-                        download_mirror=hp.download_mirror)
+    data = load_dataset_from_flags(hp)
     images, labels = data.split(split)
     if len(images) == 0:
         raise errors.UserError(f"the {split} split of {hp.dataset} is empty (--validation_size=0?)")

@@ -13,7 +13,7 @@ import tqdm
 from absl import flags
 
 from cnn_tf import checkpoints, config, errors
-from cnn_tf.data import load_dataset
+from cnn_tf.data import load_dataset_from_flags
 from cnn_tf.data.pipeline import epoch_order
 from cnn_tf.evaluation import evaluate_split
 from cnn_tf.graph import PER_EPOCH, TRAIN, build_graph, steps_per_epoch
@@ -21,11 +21,6 @@ from cnn_tf.traindir import TrainDir
 
 FLAGS = flags.FLAGS
 config.define_train_flags(FLAGS)
-
-
-def load_data(fv):
-    return load_dataset(fv.dataset, data_dir=fv.data_dir, validation_size=fv.validation_size,
-                        download_mirror=fv.download_mirror)
 
 
 def run_epoch(sess, g, writer, step, num_steps, batch_size, summary_every_n_steps, bar):
@@ -60,7 +55,7 @@ def train(fv):
     latest = checkpoints.latest(run_dir.checkpoints)
     if latest and os.path.isfile(run_dir.flags_cfg):
         config.check_resume(fv, run_dir.flags_cfg)
-    data = load_data(fv)
+    data = load_dataset_from_flags(fv)
     train_x, train_y = data.split("train")
     run_dir.make()
     per_epoch = steps_per_epoch(len(train_x), fv.batch_size)

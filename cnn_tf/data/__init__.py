@@ -20,4 +20,10 @@ def load_dataset(name, **kwargs):
     return DATASETS[name](**kwargs)
 
 
-__all__ = ["DATASETS", "Dataset", "load_dataset"]
+def load_dataset_from_flags(fv):
+    """The dataset a run's flags name (train flags, or a train dir's saved flags.cfg)."""
+    return load_dataset(fv.dataset, data_dir=fv.data_dir, validation_size=fv.validation_size,
+                        download_mirror=fv.download_mirror)
+
+
+__all__ = ["DATASETS", "Dataset", "load_dataset", "load_dataset_from_flags"]
