@@ -9,4 +9,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # some Intel CPUs by default. TF_ENABLE_ONEDNN_OPTS=0 turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+
+def _import_tensorflow_quietly():
+    """TensorFlow 2.21 logs INFO lines while its libraries load, before it reads TF_CPP_MIN_LOG_LEVEL;
+    they would come before every one-line error. Load it with stderr muted unless logs are asked for."""
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "3":
+        return
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_import_tensorflow_quietly()
+
 __version__ = "0.1.0"

@@ -34,6 +34,19 @@ def define_train_flags(fv=flags.FLAGS):
     flags.DEFINE_enum("dataset", "fashion_mnist", sorted(DATASETS), "Dataset to train on.", **d)
     flags.DEFINE_integer("validation_size", 5000, "Training images held out as the validation split.",
                          lower_bound=0, **d)
+    flags.DEFINE_integer("image_size", None, "Side of the square images image_folder resizes to "
+                         "(default: the model's default_image_size).", lower_bound=1, **d)
+    flags.DEFINE_list("class_names", None, "image_folder's classes, in label order (default: the "
+                      "sub-folder names, or the labels CSV's labels, sorted); other labels are bad input.", **d)
+    flags.DEFINE_float("validation_fraction", 0.1, "Fraction of each image_folder class held out for "
+                       "validation.", **d)
+    flags.DEFINE_float("test_fraction", 0.1, "Fraction of each image_folder class held out for test.", **d)
+    flags.DEFINE_boolean("skip_bad_images", False, "Leave out unreadable images, ids without a file and "
+                         "unknown labels with a warning, instead of stopping with an error.", **d)
+    flags.DEFINE_enum("normalization", "scale", ["scale", "mean"], "Pixels are scaled to [0, 1]; mean "
+                      "also subtracts the training images' per-channel mean.", **d)
+    flags.DEFINE_boolean("augment", False, "Random horizontal flip and random crop after padding by "
+                         "1/8 of the size, on training batches (for photos, not digits).", **d)
     # Model
     flags.DEFINE_enum("model", "lenet", sorted(nets_map), "Network architecture.", **d)
     flags.DEFINE_boolean("batch_norm", True, "Batch-normalize the convolutional layers.", **d)
@@ -66,6 +79,12 @@ def define_train_flags(fv=flags.FLAGS):
     for name in ("keep_prob", "keep_prob_conv"):
         flags.register_validator(name, lambda v: 0 < v <= 1, message=f"--{name} must be in (0, 1]",
                                  flag_values=fv)
+    for name in ("validation_fraction", "test_fraction"):
+        flags.register_validator(name, lambda v: 0 <= v < 1, message=f"--{name} must be in [0, 1)",
+                                 flag_values=fv)
+    flags.register_multi_flags_validator(
+        ["validation_fraction", "test_fraction"], lambda v: v["validation_fraction"] + v["test_fraction"] < 1,
+        message="--validation_fraction plus --test_fraction must leave some images to train on", flag_values=fv)
     flags.register_validator("learning_rate_decay_factor", lambda v: 0 < v <= 1,
                              message="--learning_rate_decay_factor must be in (0, 1]", flag_values=fv)
 
@@ -74,6 +93,8 @@ def define_runtime_flags(fv=flags.FLAGS):
     """Flags about where data is and how a graph runs, not what it is; evaluate may override them."""
     d = dict(flag_values=fv)
     flags.DEFINE_string("data_dir", None, "Directory with the dataset's files (looked in first).", **d)
+    flags.DEFINE_string("labels_csv", None, "image_folder: a CSV with columns id,label naming the class "
+                        "of each image in --data_dir by its file name without extension.", **d)
     flags.DEFINE_string("download_mirror", None, "Base URL to download missing dataset files from "
                         "(default: the dataset's official mirror).", **d)
     flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "Device for the model; gpu falls back to "
@@ -88,8 +109,8 @@ def define_runtime_flags(fv=flags.FLAGS):
     return RUNTIME_FLAGS
 
 
-RUNTIME_FLAGS = ("data_dir", "download_mirror", "device", "allow_soft_placement", "log_device_placement",
-                 "intra_op_threads", "inter_op_threads", "eval_batch_size")
+RUNTIME_FLAGS = ("data_dir", "labels_csv", "download_mirror", "device", "allow_soft_placement",
+                 "log_device_placement", "intra_op_threads", "inter_op_threads", "eval_batch_size")
 
 
 def session_config(fv):
@@ -103,8 +124,9 @@ def resolve_paths(fv):
     if not fv.train_dir:
         fv.train_dir = os.path.join("runs", f"{fv.model}_{fv.dataset}")
     fv.train_dir = os.path.abspath(fv.train_dir)
-    if fv.data_dir:
-        fv.data_dir = os.path.abspath(fv.data_dir)
+    for name in ("data_dir", "labels_csv"):
+        if fv[name].value:
+            fv[name].value = os.path.abspath(fv[name].value)
 
 
 def flagfile_text(fv):
@@ -119,7 +141,8 @@ def save_flags(fv, path):
 # variables, the data, or the order the data is seen in. The rest (--num_epochs, the learning
 # rate, where the data is, ...) may change between runs.
 RESUME_MUST_MATCH = ("dataset", "model", "batch_norm", "batch_size", "seed", "validation_size",
-                     "optimizer", "weights_initializer")
+                     "optimizer", "weights_initializer", "image_size", "class_names", "validation_fraction",
+                     "test_fraction", "normalization")
 
 
 def check_resume(fv, path):

@@ -13,7 +13,7 @@ from absl import flags
 from cnn_tf import checkpoints, config, errors
 from cnn_tf.data import load_dataset_from_flags
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics
-from cnn_tf.graph import build_graph
+from cnn_tf.graph import build_graph_for
 from cnn_tf.traindir import TrainDir, write_atomic
 
 FLAGS = flags.FLAGS
@@ -29,8 +29,8 @@ def evaluate(run_dir, hp, checkpoint_path, split):
     data = load_dataset_from_flags(hp)
     images, labels = data.split(split)
     if len(images) == 0:
-        raise errors.UserError(f"the {split} split of {hp.dataset} is empty (--validation_size=0?)")
-    g = build_graph(hp, data.image_shape, data.num_classes, len(data.split("train")[0]))
+        raise errors.UserError(f"the {split} split of {hp.dataset} is empty; evaluate another --split")
+    g = build_graph_for(hp, data)
     with tf.compat.v1.Session(graph=g.graph, config=config.session_config(hp)) as sess:
         step = checkpoints.restore(sess, g, checkpoint_path)
         metrics, summary = evaluate_split(sess, g, images, labels, hp.eval_batch_size)

@@ -58,17 +58,24 @@ def _scalar(tag, value, collection):
     tf.compat.v1.add_to_collection(collection, tf.raw_ops.ScalarSummary(tags=tag, values=value))
 
 
-def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1):
+def build_graph_for(hp, data, num_replicas=1):
+    """The graph for dataset `data` (a `cnn_tf.data.Dataset`) under the run's flags `hp`."""
+    return build_graph(hp, data.image_shape, data.num_classes, len(data.split("train")[0]), num_replicas,
+                       pixel_mean=data.pixel_mean if hp.normalization == "mean" else None)
+
+
+def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1, pixel_mean=None):
     """Returns a namespace of the graph and its named tensors and ops; see the module docstring.
 
     `hp` is anything with the attributes of the train flags (absl FlagValues in the CLIs).
+    `pixel_mean`: per-channel mean the input pipeline subtracts (--normalization=mean).
     """
     graph = tf.Graph()
     g = types.SimpleNamespace(graph=graph)
     with graph.as_default():
         tf.compat.v1.set_random_seed(hp.seed)
         g.global_step = tf.compat.v1.train.get_or_create_global_step()
-        g.pipeline = InputPipeline(image_shape)
+        g.pipeline = InputPipeline(image_shape, pixel_mean)
         g.image = tf.compat.v1.placeholder_with_default(g.pipeline.images, [None, *image_shape], "image")
         g.label = tf.compat.v1.placeholder_with_default(g.pipeline.labels, [None], "label")
         g.keep_prob = tf.compat.v1.placeholder_with_default(float(hp.keep_prob), [], "keep_prob")

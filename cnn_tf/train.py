@@ -16,7 +16,7 @@ from cnn_tf import checkpoints, config, errors
 from cnn_tf.data import load_dataset_from_flags
 from cnn_tf.data.pipeline import epoch_order
 from cnn_tf.evaluation import evaluate_split
-from cnn_tf.graph import PER_EPOCH, TRAIN, build_graph, steps_per_epoch
+from cnn_tf.graph import PER_EPOCH, TRAIN, build_graph_for, steps_per_epoch
 from cnn_tf.traindir import TrainDir
 
 FLAGS = flags.FLAGS
@@ -59,7 +59,7 @@ def train(fv):
     train_x, train_y = data.split("train")
     run_dir.make()
     per_epoch = steps_per_epoch(len(train_x), fv.batch_size)
-    g = build_graph(fv, data.image_shape, data.num_classes, len(train_x))
+    g = build_graph_for(fv, data)
     sess = tf.compat.v1.Session(graph=g.graph, config=config.session_config(fv))
     with sess:
         if latest:
@@ -88,7 +88,8 @@ def train(fv):
         for epoch in range(epoch, fv.num_epochs):
             started = time.perf_counter()
             order = epoch_order(len(train_x), fv.seed, epoch)[offset * fv.batch_size:]
-            g.pipeline.start(sess, train_x[order], train_y[order], fv.batch_size)
+            g.pipeline.start(sess, train_x[order], train_y[order], fv.batch_size,
+                             augment_seed=(fv.seed, epoch, offset) if fv.augment else None)
             with tqdm.tqdm(total=per_epoch, initial=offset, desc=f"epoch {epoch + 1}/{fv.num_epochs}",
                            unit="step", disable=None if fv.progress else True, leave=False) as bar:
                 step, loss, acc = run_epoch(sess, g, train_writer, step, per_epoch - offset,
@@ -97,7 +98,7 @@ def train(fv):
             offset = 0
             line = (f"epoch {epoch + 1}/{fv.num_epochs}  step {step}  "
                     f"train loss {loss:.4f} acc {acc:.4f}  {images_per_s:.0f} img/s")
-            if fv.validation_size:
+            if len(data.split("validation")[0]):
                 metrics, summary = evaluate_split(sess, g, *data.split("validation"), fv.eval_batch_size)
                 test_writer.add_summary(summary, step)
                 line += f"  validation loss {metrics['loss']:.4f} acc {metrics['accuracy']:.4f}"
@@ -105,11 +106,13 @@ def train(fv):
             train_writer.flush()
             test_writer.flush()
             print(f"{line}  ({time.perf_counter() - started:.1f}s)", flush=True)
-        metrics, _ = evaluate_split(sess, g, *data.split("test"), fv.eval_batch_size)
+        metrics = None
+        if len(data.split("test")[0]):
+            metrics, _ = evaluate_split(sess, g, *data.split("test"), fv.eval_batch_size)
         train_writer.close()
         test_writer.close()
     print(f"checkpoint: {checkpoints.latest(run_dir.checkpoints)}")
-    print(f"test accuracy: {metrics['accuracy']:.4f}")
+    print(f"test accuracy: {metrics['accuracy']:.4f}" if metrics else "no test split to evaluate")
     return metrics
 
 

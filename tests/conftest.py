@@ -4,6 +4,7 @@ import functools
 import glob
 import http.server
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -48,6 +49,49 @@ def write_dataset(directory, num_train=1200, num_test=300, num_classes=10, gz=Tr
         paths[role] = os.path.join(directory, name + (".gz" if gz else ""))
         write_idx(paths[role], arrays[role])
     return paths
+
+
+# Generated colour images for image_folder: class -> its images' dominant RGB channel.
+COLOURS = {"bird": 0, "cat": 1, "dog": 2}
+
+
+def colour_image(channel, seed, height=20, width=24):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    image[..., channel] = 200 + rng.integers(0, 40, (height, width), dtype=np.uint8)
+    return image
+
+
+def write_bmp(path, image):
+    """A 24-bit BMP (TensorFlow has a BMP decoder but no encoder)."""
+    height, width, _ = image.shape
+    row = (width * 3 + 3) // 4 * 4
+    pixels = b"".join(image[y, :, ::-1].tobytes().ljust(row, b"\0") for y in range(height - 1, -1, -1))
+    header = struct.pack("<2sIHHI", b"BM", 54 + len(pixels), 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+    with open(path, "wb") as f:
+        f.write(header + info + pixels)
+
+
+def write_image(path, image):
+    ext = os.path.splitext(path)[1]
+    if ext == ".bmp":
+        return write_bmp(path, image)
+    import tensorflow as tf
+
+    data = tf.io.encode_png(image) if ext == ".png" else tf.io.encode_jpeg(image, quality=95)
+    with open(path, "wb") as f:
+        f.write(data.numpy())
+
+
+def make_folder_layout(root, per_class=10, size=(20, 24)):
+    """The pets layout: one sub-folder per class of PNG, JPEG and BMP images coloured by class."""
+    for name, channel in COLOURS.items():
+        os.makedirs(root / name)
+        for i in range(per_class):
+            ext = (".png", ".jpg", ".bmp", ".JPEG")[i % 4]
+            write_image(str(root / name / f"{name}{i}{ext}"), colour_image(channel, channel * 100 + i, *size))
+    (root / "cat" / "notes.txt").write_text("not an image, ignored")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -147,7 +147,7 @@ def test_device_gpu_trains_on_a_machine_without_one(tmp_path, data_dir):
 def bad_input_cases(data_dir, tmp):
     return [
         (["--model=resnet9000"], "value should be one of <four_conv|lenet|three_conv|vgg|vgg16>"),
-        (["--dataset=imagenet"], "value should be one of <cifar10|fashion_mnist|mnist>"),
+        (["--dataset=imagenet"], "value should be one of <cifar10|fashion_mnist|image_folder|mnist>"),
         ([f"--data_dir={tmp}/missing"], f"--data_dir={tmp}/missing does not exist"),
         (["--batch_size=0"], "--batch_size must be positive"),
         (["--keep_prob=1.5"], "--keep_prob must be in (0, 1]"),

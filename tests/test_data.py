@@ -197,3 +197,44 @@ def test_pipeline_scales_once_and_yields_every_image_once():
     assert got.max() <= 1.0
     # the data is fed, not stored in the graph
     assert graph.as_graph_def().ByteSize() < 20000
+
+
+def run_pipeline(images, labels, batch_size, pixel_mean=None, augment_seed=None):
+    graph = tf.Graph()
+    with graph.as_default():
+        pipeline = InputPipeline(images.shape[1:], pixel_mean)
+        with tf.compat.v1.Session() as sess:
+            pipeline.start(sess, images, labels, batch_size, augment_seed=augment_seed)
+            batches = []
+            while True:
+                try:
+                    batches.append(sess.run(pipeline.images))
+                except tf.errors.OutOfRangeError:
+                    return np.concatenate(batches)
+
+
+def test_pipeline_subtracts_the_pixel_mean():
+    images = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    got = run_pipeline(images, np.zeros(6, np.int64), 4, pixel_mean=[0.5, 0.25, 0.0])
+    np.testing.assert_allclose(got, images / 255.0 - [0.5, 0.25, 0.0], rtol=1e-5, atol=1e-6)
+
+
+def test_augmentation_flips_and_crops_each_image_from_stateless_seeds():
+    # Distinct pixel values, so each output image can be located inside its padded, maybe flipped input.
+    images = (np.arange(40 * 16 * 16).reshape(40, 16, 16, 1) % 251 + 1).astype(np.uint8)
+    labels = np.arange(40, dtype=np.int64)
+    plain = run_pipeline(images, labels, 8)
+    first = run_pipeline(images, labels, 8, augment_seed=(3, 0, 0))
+    np.testing.assert_array_equal(first, run_pipeline(images, labels, 8, augment_seed=(3, 0, 0)))
+    assert not np.array_equal(first, run_pipeline(images, labels, 8, augment_seed=(3, 1, 0)))
+    # A resumed epoch (from batch 2) gets the augmentation of the uninterrupted one.
+    np.testing.assert_array_equal(first[16:], run_pipeline(images[16:], labels[16:], 8, augment_seed=(3, 0, 2)))
+    flips, shifts = 0, set()
+    for source, out in zip(plain, first):
+        padded = np.pad(source[..., 0], 2)  # 16 // 8 = 2 pixels each side
+        found = [(flip, dy, dx) for flip in (False, True) for dy in range(5) for dx in range(5)
+                 if np.array_equal((padded[:, ::-1] if flip else padded)[dy:dy + 16, dx:dx + 16], out[..., 0])]
+        assert len(found) == 1, "every output is one crop of the padded (maybe flipped) input"
+        flips += found[0][0]
+        shifts.add(found[0][1:])
+    assert 5 <= flips <= 35 and len(shifts) > 5  # drawn per image, not once per batch

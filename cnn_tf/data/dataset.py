@@ -18,6 +18,12 @@ class Dataset:
     def image_shape(self):
         return tuple(self.splits["train"][0].shape[1:])
 
+    @property
+    def pixel_mean(self):
+        """Per-channel mean of the training images, in [0, 1] units (--normalization=mean)."""
+        images = self.splits["train"][0]
+        return images.reshape(-1, images.shape[-1]).mean(axis=0) / 255.0
+
     def split(self, name):
         if name not in self.splits:
             raise UserError(f"split {name!r} is not one of {', '.join(self.splits)}")

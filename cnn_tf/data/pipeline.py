@@ -3,7 +3,8 @@
 The arrays are fed once per pass to the iterator's initializer (never baked into the GraphDef
 as constants), batched before the map so the uint8 -> float32 scaling runs once per batch, and
 prefetched so the next batch is ready while the current step runs. Shuffling is done in numpy
-from (seed, epoch), so a resumed run sees exactly the order an uninterrupted one would.
+from (seed, epoch), and augmentation draws from stateless seeds (seed, epoch, batch), so a resumed
+run sees exactly the batches an uninterrupted one would.
 """
 import numpy as np
 import tensorflow as tf
@@ -19,16 +20,51 @@ def epoch_order(num_examples, seed, epoch):
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
+def augment_batch(images, seed):
+    """Per image: a random horizontal flip, and a random crop of the image zero-padded by 1/8 of
+    its size (the CIFAR recipe), on a uint8 batch [N, H, W, C]. `seed`: int64 [2], stateless."""
+    n, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    pad_h, pad_w = max(1, height // 8), max(1, width // 8)
+    flip_seed, row_seed, col_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    flip = tf.random.stateless_uniform([n], flip_seed) < 0.5
+    images = tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
+    padded = tf.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
+    top = tf.random.stateless_uniform([n], row_seed, 0, 2 * pad_h + 1, tf.int32)
+    left = tf.random.stateless_uniform([n], col_seed, 0, 2 * pad_w + 1, tf.int32)
+    # Gathers of per-image row and column windows crop every image at its own offset, batched.
+    rows = top[:, None] + tf.range(height)[None, :]
+    cols = left[:, None] + tf.range(width)[None, :]
+    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+
+
 class InputPipeline:
-    def __init__(self, image_shape):
+    """`pixel_mean`: per-channel mean subtracted after scaling (--normalization=mean), or None."""
+
+    def __init__(self, image_shape, pixel_mean=None):
         with tf.compat.v1.name_scope("input"), tf.device("/cpu:0"):
             self._images = tf.compat.v1.placeholder(tf.uint8, [None, *image_shape], name="images")
             self._labels = tf.compat.v1.placeholder(tf.int64, [None], name="labels")
             self._batch_size = tf.compat.v1.placeholder(tf.int64, [], name="batch_size")
+            # Augmentation is on for training passes only; its seeds are (seed, epoch, batch index).
+            self._augment = tf.compat.v1.placeholder_with_default(False, [], name="augment")
+            self._seed = tf.compat.v1.placeholder_with_default(tf.zeros([2], tf.int64), [2], name="seed")
+            self._first_batch = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [],
+                                                                      name="first_batch")
+            mean = None if pixel_mean is None else tf.constant(np.asarray(pixel_mean, np.float32))
+
+            def prepare(index, batch):
+                x, y = batch
+                x = tf.cond(self._augment,
+                            lambda: augment_batch(x, tf.random.experimental.stateless_fold_in(self._seed, index)),
+                            lambda: x)
+                x = scale_pixels(x)
+                return (x if mean is None else x - mean), y
+
             dataset = (
                 tf.data.Dataset.from_tensor_slices((self._images, self._labels))
                 .batch(self._batch_size)
-                .map(lambda x, y: (scale_pixels(x), y))
+                .enumerate(self._first_batch)
+                .map(prepare)
                 .prefetch(2)
             )
             # No autotuning: its model thread sleeps for long intervals, and re-initializing the
@@ -40,9 +76,13 @@ class InputPipeline:
             self._iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
             self.images, self.labels = self._iterator.get_next()
 
-    def start(self, sess, images, labels, batch_size):
-        """Makes the iterator yield (images, labels) in order, in batches; the last may be partial."""
-        sess.run(
-            self._iterator.initializer,
-            {self._images: images, self._labels: labels, self._batch_size: batch_size},
-        )
+    def start(self, sess, images, labels, batch_size, augment_seed=None):
+        """Makes the iterator yield (images, labels) in order, in batches; the last may be partial.
+
+        `augment_seed` = (seed, epoch, index of the first batch in the epoch) turns augmentation on.
+        """
+        feed = {self._images: images, self._labels: labels, self._batch_size: batch_size}
+        if augment_seed is not None:
+            seed, epoch, first_batch = augment_seed
+            feed.update({self._augment: True, self._seed: [seed, epoch], self._first_batch: first_batch})
+        sess.run(self._iterator.initializer, feed)

@@ -1,0 +1,61 @@
+"""Every model trains and evaluates through the CLIs on small generated data; every config parses."""
+import glob
+import os
+
+import pytest
+
+from cnn_tf import config
+from cnn_tf.data import DATASETS
+from cnn_tf.nets import nets_map
+from conftest import ROOT, make_folder_layout, run_cli, small_run_flags
+
+
+@pytest.fixture(scope="module")
+def pets_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pets") / "pets"
+    make_folder_layout(root, per_class=40, size=(36, 40))
+    return str(root)
+
+
+def printed(output, key):
+    lines = [line for line in output.splitlines() if line.startswith(key + ": ")]
+    assert len(lines) == 1, output
+    return float(lines[0].split(": ")[1])
+
+
+def image_folder_flags(pets_dir, train_dir, *extra):
+    return ["--dataset=image_folder", f"--data_dir={pets_dir}", "--image_size=32", "--validation_fraction=0.1",
+            "--test_fraction=0.2", f"--train_dir={train_dir}", "--batch_size=16", "--num_epochs=2", *extra]
+
+
+# (model, flags) covering the models the other CLI tests do not train (lenet: test_cli, three_conv:
+# test_cifar10), on both kinds of data, with augmentation and mean subtraction.
+CASES = {
+    "four_conv": lambda d, pets, run: image_folder_flags(pets, run, "--model=four_conv", "--augment",
+                                                         "--normalization=mean", "--num_epochs=3"),
+    "vgg": lambda d, pets, run: small_run_flags(d, run, "--model=vgg", "--num_epochs=1", "--weight_decay=0",
+                                                "--initial_learning_rate=5e-4"),
+    "vgg16": lambda d, pets, run: image_folder_flags(pets, run, "--model=vgg16", "--weight_decay=0",
+                                                     "--initial_learning_rate=5e-4"),
+}
+
+
+@pytest.mark.parametrize("model", sorted(CASES))
+def test_model_trains_and_evaluates_through_the_clis(model, data_dir, pets_dir, tmp_path):
+    train_dir = str(tmp_path / "run")
+    result = run_cli("train", *CASES[model](data_dir, pets_dir, train_dir), "--progress=false")
+    assert result.returncode == 0, result.stderr
+    accuracy = printed(result.stdout, "test accuracy")
+    assert accuracy > 0.6, result.stdout  # chance: 0.33 (3 colours) and 0.1 (10 digits)
+    assert f"--model={model}" in open(os.path.join(train_dir, "flags.cfg")).read().splitlines()
+    evaluated = run_cli("evaluate", f"--checkpoint_dir={train_dir}")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert printed(evaluated.stdout, "test accuracy") == pytest.approx(accuracy, abs=1e-4)
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.cfg"))),
+                         ids=os.path.basename)
+def test_every_config_parses_and_names_a_model_and_dataset(path):
+    fv = config.load_flags(path)
+    assert fv.model in nets_map and fv.dataset in DATASETS
+    assert fv.train_dir == f"runs/{os.path.basename(path)[:-4]}"
