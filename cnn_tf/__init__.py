@@ -19,11 +19,14 @@ def _import_tensorflow_quietly():
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        import tensorflow
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    # Its Python side too: "Restoring parameters from ..." and deprecation notices of the v1 API
+    # this project uses on purpose.
+    tensorflow.get_logger().setLevel("ERROR")
 
 
 _import_tensorflow_quietly()

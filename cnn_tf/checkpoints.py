@@ -1,11 +1,104 @@
-"""Finding and restoring checkpoints, with errors that name what does not match."""
+"""Saving, finding and restoring checkpoints, so that a crash at any moment loses nothing complete.
+
+A checkpoint counts once the `checkpoint` state file lists it, and the state file is rewritten
+(atomically) only after the checkpoint's data, index and meta graph are all on disk. So whatever
+moment a process dies at, the latest listed checkpoint is complete; files of a save that did not
+finish, or of an old checkpoint whose deletion was cut short, are removed at the next start.
+Old checkpoints are forgotten through the state file too, which survives restarts
+(`tf.train.Saver` keeps that list in memory and forgets it when the process dies).
+"""
+import glob
+import json
+import os
+import re
+import shutil
+
 import tensorflow as tf
 
 from cnn_tf.errors import UserError
+from cnn_tf.traindir import write_atomic
+
+STATE_FILE = "checkpoint"
+
+
+def listed(checkpoint_dir):
+    """Paths of the complete checkpoints in `checkpoint_dir`, oldest first."""
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    if not state:
+        return []
+    paths = [p if os.path.isabs(p) else os.path.join(checkpoint_dir, p) for p in state.all_model_checkpoint_paths]
+    return [p for p in paths if os.path.isfile(p + ".index")]
 
 
 def latest(checkpoint_dir):
-    return tf.train.latest_checkpoint(checkpoint_dir)
+    paths = listed(checkpoint_dir)
+    return paths[-1] if paths else None
+
+
+def step_of(path):
+    return int(path.rsplit("-", 1)[1])
+
+
+def remove_incomplete(checkpoint_dir):
+    """Deletes what a killed save left behind: files of checkpoints the state file does not list,
+    Saver's `*_temp*` directories and our `*.tmp` files. Returns the names it removed."""
+    if not os.path.isdir(checkpoint_dir):
+        return []
+    keep = {os.path.basename(p) for p in listed(checkpoint_dir)}
+    removed = []
+    for name in sorted(os.listdir(checkpoint_dir)):
+        if name == STATE_FILE:
+            continue
+        match = re.match(r"(.*?-\d+)(\.(index|meta|data-\d+-of-\d+))$", name)
+        if match and match.group(1) in keep:
+            continue
+        path = os.path.join(checkpoint_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+        removed.append(name)
+    return removed
+
+
+def _write_state(checkpoint_dir, paths):
+    """The `checkpoint` file tf.train.get_checkpoint_state reads (a text proto), written atomically;
+    names are relative, so a train dir can be moved."""
+    names = [json.dumps(os.path.basename(p)) for p in paths]
+    write_atomic(os.path.join(checkpoint_dir, STATE_FILE), f"model_checkpoint_path: {names[-1]}\n" +
+                 "".join(f"all_model_checkpoint_paths: {name}\n" for name in names))
+
+
+def _remove_checkpoint(path):
+    for name in glob.glob(glob.escape(path) + ".*"):
+        os.remove(name)
+
+
+def save(sess, g, prefix, step, max_to_keep):
+    """Writes checkpoint `prefix-step` (variables and meta graph), then lists it in the state file,
+    then deletes the oldest beyond `max_to_keep`. A failed write (a full disk) removes its own
+    partial files and names the intact previous checkpoint."""
+    checkpoint_dir = os.path.dirname(prefix)
+    previous = listed(checkpoint_dir)
+    path = f"{prefix}-{step}"
+    try:
+        with g.graph.as_default():  # Saver works on the default graph
+            g.saver.save(sess, prefix, global_step=step, write_meta_graph=False, write_state=False)
+            g.saver.export_meta_graph(path + ".meta.tmp")
+        os.replace(path + ".meta.tmp", path + ".meta")
+        kept = [p for p in previous if p != path][-(max_to_keep - 1):] if max_to_keep > 1 else []
+        _write_state(checkpoint_dir, kept + [path])
+    except (tf.errors.OpError, OSError) as e:
+        if latest(checkpoint_dir) != path:
+            remove_incomplete(checkpoint_dir)
+        message = e.message if isinstance(e, tf.errors.OpError) else str(e)
+        intact = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
+        raise UserError(f"could not write checkpoint {path}: {message.splitlines()[0]} (is the disk full?); "
+                        f"{intact}. Free some space and run the same command to continue") from e
+    for old in previous:
+        if old not in kept and old != path:
+            _remove_checkpoint(old)
+    return path
 
 
 def check_compatible(path, variables):
@@ -14,8 +107,9 @@ def check_compatible(path, variables):
     try:
         saved = dict(tf.train.list_variables(path))
     except (tf.errors.OpError, ValueError) as e:
-        raise UserError(f"cannot read checkpoint {path}: {getattr(e, 'message', e)}; "
-                        "it is corrupt or incomplete, pass another --checkpoint_path") from e
+        raise UserError(f"cannot read checkpoint {path}: {getattr(e, 'message', e)}; it is corrupt or "
+                        "incomplete: delete its files to fall back to the one before, or pass another "
+                        "--checkpoint_path") from e
     for var in variables:
         name, shape = var.op.name, var.shape.as_list()
         if name not in saved:
@@ -32,8 +126,10 @@ def restore(sess, g, path):
         variables = tf.compat.v1.global_variables()
     check_compatible(path, variables)
     try:
-        g.saver.restore(sess, path)
+        with g.graph.as_default():  # Saver works on the default graph
+            g.saver.restore(sess, path)
     except tf.errors.OpError as e:
-        raise UserError(f"cannot restore checkpoint {path}: {e.message.splitlines()[0]}") from e
+        raise UserError(f"cannot restore checkpoint {path}: {e.message.splitlines()[0]}; it is corrupt: "
+                        "delete its files to fall back to the one before") from e
     sess.run(g.local_init_op)
     return int(sess.run(g.global_step))

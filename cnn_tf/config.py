@@ -70,6 +70,12 @@ def define_train_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("max_num_checkpoint", 5, "Checkpoints kept (one is saved every epoch).", **d)
     flags.DEFINE_integer("summary_every_n_steps", 20, "Steps between train summaries.", **d)
     flags.DEFINE_boolean("progress", True, "Show a progress bar while an epoch runs (on a terminal).", **d)
+    # Divergence
+    flags.DEFINE_enum("on_nan", "stop", ["stop", "rollback"], "At a NaN or infinite loss: stop with an "
+                      "error, or roll back to the last checkpoint with a lower learning rate.", **d)
+    flags.DEFINE_float("nan_lr_factor", 0.5, "--on_nan=rollback multiplies the learning rate by this.", **d)
+    flags.DEFINE_integer("max_nan_rollbacks", 3, "--on_nan=rollback gives up after this many rollbacks.",
+                         lower_bound=0, **d)
     define_runtime_flags(fv)
     TRAIN_FLAGS[:] = [name for name in fv if name not in names_before]
 
@@ -85,6 +91,8 @@ def define_train_flags(fv=flags.FLAGS):
     flags.register_multi_flags_validator(
         ["validation_fraction", "test_fraction"], lambda v: v["validation_fraction"] + v["test_fraction"] < 1,
         message="--validation_fraction plus --test_fraction must leave some images to train on", flag_values=fv)
+    flags.register_validator("nan_lr_factor", lambda v: 0 < v < 1, message="--nan_lr_factor must be in (0, 1)",
+                             flag_values=fv)
     flags.register_validator("learning_rate_decay_factor", lambda v: 0 < v <= 1,
                              message="--learning_rate_decay_factor must be in (0, 1]", flag_values=fv)
 
@@ -105,15 +113,22 @@ def define_runtime_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: one per core).", lower_bound=0, **d)
     flags.DEFINE_integer("inter_op_threads", 0, "Ops run at once (0: TensorFlow's choice).", lower_bound=0, **d)
     flags.DEFINE_integer("eval_batch_size", 1000, "Batch size of evaluation passes.", **d)
+    flags.DEFINE_boolean("deterministic", False, "Deterministic kernels (TensorFlow's op determinism): "
+                         "the same seed gives the same weights, even across kills and resumes.", **d)
     _positive(fv, "eval_batch_size")
     return RUNTIME_FLAGS
 
 
 RUNTIME_FLAGS = ("data_dir", "labels_csv", "download_mirror", "device", "allow_soft_placement",
-                 "log_device_placement", "intra_op_threads", "inter_op_threads", "eval_batch_size")
+                 "log_device_placement", "intra_op_threads", "inter_op_threads", "eval_batch_size",
+                 "deterministic")
 
 
 def session_config(fv):
+    """The ConfigProto of a run's flags; with --deterministic, turns on op determinism (process-wide,
+    read by kernels when a session creates them)."""
+    if fv.deterministic:
+        tf.config.experimental.enable_op_determinism()
     return tf.compat.v1.ConfigProto(
         allow_soft_placement=fv.allow_soft_placement, log_device_placement=fv.log_device_placement,
         intra_op_parallelism_threads=fv.intra_op_threads, inter_op_parallelism_threads=fv.inter_op_threads)

@@ -1,11 +1,13 @@
-"""Evaluate a checkpoint: `python -m cnn_tf.evaluate --checkpoint_dir=DIR`.
+"""Evaluate a checkpoint: `python -m cnn_tf.evaluate --checkpoint_dir=DIR [--watch]`.
 
 DIR is a train dir or its checkpoints/. The graph is rebuilt from DIR's flags.cfg, so nothing but
 the directory is needed; flags about where data is and how to run (--data_dir, --device, ...)
-may be given to override the saved ones.
+may be given to override the saved ones. With --watch it evaluates every checkpoint training
+writes, as it is written, until training finishes or --watch_timeout passes without a new one.
 """
 import json
 import os
+import time
 
 import tensorflow as tf
 from absl import flags
@@ -21,50 +23,136 @@ flags.DEFINE_string("checkpoint_dir", None, "A train dir, or its checkpoints/ di
 flags.DEFINE_string("checkpoint_path", None, "One checkpoint to evaluate, e.g. DIR/checkpoints/"
                     "model.ckpt-860 (default: the latest).")
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate.")
+flags.DEFINE_boolean("watch", False, "Evaluate each new checkpoint as training writes it, until training "
+                     "finishes or --watch_timeout seconds pass without a new one.")
+flags.DEFINE_float("watch_timeout", 600, "--watch stops after this many seconds without a new checkpoint.",
+                   lower_bound=0)
+flags.DEFINE_float("watch_interval", 1.0, "--watch looks for new checkpoints this often (seconds).",
+                   lower_bound=0.01)
 flags.mark_flag_as_required("checkpoint_dir")
 config.define_runtime_flags(FLAGS)
 
 
-def evaluate(run_dir, hp, checkpoint_path, split):
-    data = load_dataset_from_flags(hp)
-    images, labels = data.split(split)
-    if len(images) == 0:
-        raise errors.UserError(f"the {split} split of {hp.dataset} is empty; evaluate another --split")
-    g = build_graph_for(hp, data)
-    with tf.compat.v1.Session(graph=g.graph, config=config.session_config(hp)) as sess:
-        step = checkpoints.restore(sess, g, checkpoint_path)
-        metrics, summary = evaluate_split(sess, g, images, labels, hp.eval_batch_size)
-        with tf.compat.v1.summary.FileWriter(run_dir.summaries("eval")) as writer:
-            writer.add_summary(summary, step)
-    per_class = per_class_metrics(metrics["confusion"], data.class_names)
-    result = {
-        "checkpoint_path": checkpoint_path, "global_step": step, "dataset": hp.dataset, "split": split,
-        "num_examples": metrics["count"], "accuracy": metrics["accuracy"], "loss": metrics["loss"],
-        "per_class": per_class, "confusion_matrix": metrics["confusion"].tolist(),
-    }
-    os.makedirs(run_dir.eval, exist_ok=True)
-    write_atomic(os.path.join(run_dir.eval, "metrics.json"), json.dumps(result, indent=2) + "\n")
-    return result
+class Evaluator:
+    """The data and graph of a train dir, built once; evaluates any of its checkpoints."""
+
+    def __init__(self, run_dir, hp, split):
+        self.run_dir, self.hp, self.split = run_dir, hp, split
+        self.data = load_dataset_from_flags(hp)
+        self.images, self.labels = self.data.split(split)
+        if len(self.images) == 0:
+            raise errors.UserError(f"the {split} split of {hp.dataset} is empty; evaluate another --split")
+        self.g = build_graph_for(hp, self.data)
+        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(hp))
+        with self.g.graph.as_default():  # a v1 FileWriter refuses eager mode
+            self.writer = tf.compat.v1.summary.FileWriter(run_dir.summaries("eval"))
+
+    def close(self):
+        self.writer.close()
+        self.sess.close()
+
+    def evaluate(self, checkpoint_path):
+        """Evaluates one checkpoint; writes summaries/eval at its step and eval/metrics.json."""
+        step = checkpoints.restore(self.sess, self.g, checkpoint_path)
+        metrics, summary = evaluate_split(self.sess, self.g, self.images, self.labels, self.hp.eval_batch_size)
+        self.writer.add_summary(summary, step)
+        self.writer.flush()
+        result = {
+            "checkpoint_path": checkpoint_path, "global_step": step, "dataset": self.hp.dataset,
+            "split": self.split, "num_examples": metrics["count"], "accuracy": metrics["accuracy"],
+            "loss": metrics["loss"], "per_class": per_class_metrics(metrics["confusion"], self.data.class_names),
+            "confusion_matrix": metrics["confusion"].tolist(),
+        }
+        os.makedirs(self.run_dir.eval, exist_ok=True)
+        write_atomic(os.path.join(self.run_dir.eval, "metrics.json"), json.dumps(result, indent=2) + "\n")
+        return result
+
+
+def load_run(checkpoint_dir):
+    """The train dir and its saved flags, with this command's runtime flags laid over them."""
+    run_dir = TrainDir.find(checkpoint_dir)
+    hp = config.load_flags(run_dir.flags_cfg)
+    for name in config.RUNTIME_FLAGS:
+        if FLAGS[name].present:
+            hp[name].value = FLAGS[name].value
+    return run_dir, hp
+
+
+def evaluate_once():
+    run_dir, hp = load_run(FLAGS.checkpoint_dir)
+    path = FLAGS.checkpoint_path or checkpoints.latest(run_dir.checkpoints)
+    if not path:
+        raise errors.UserError(f"no checkpoint in {run_dir.checkpoints}; train first, or pass --checkpoint_path")
+    evaluator = Evaluator(run_dir, hp, FLAGS.split)
+    try:
+        result = evaluator.evaluate(path)
+    finally:
+        evaluator.close()
+    split = FLAGS.split
+    print(f"checkpoint: {path} (global step {result['global_step']})")
+    print(f"{split} images: {result['num_examples']}")
+    print(format_report(result["per_class"], result["confusion_matrix"]))
+    print(f"{split} loss: {result['loss']:.4f}")
+    print(f"{split} accuracy: {result['accuracy']:.4f}")
+    print(f"wrote {os.path.join(run_dir.eval, 'metrics.json')}")
+
+
+def watch():
+    """Evaluates every checkpoint the state file lists (so never one still being written), oldest
+    first, each once; stops when training's status.json says it has ended, or after
+    --watch_timeout seconds without anything new (also while waiting for the train dir to appear)."""
+    last_news = time.monotonic()
+
+    def timed_out():
+        return time.monotonic() - last_news > FLAGS.watch_timeout
+
+    while not os.path.isfile(os.path.join(FLAGS.checkpoint_dir, "flags.cfg")) and not \
+            os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(FLAGS.checkpoint_dir)), "flags.cfg")):
+        if timed_out():
+            raise errors.UserError(f"--checkpoint_dir={FLAGS.checkpoint_dir} got no flags.cfg in "
+                                   f"{FLAGS.watch_timeout:g} s; is training writing to it?")
+        time.sleep(FLAGS.watch_interval)
+    run_dir, hp = load_run(FLAGS.checkpoint_dir)
+    evaluator = Evaluator(run_dir, hp, FLAGS.split)
+    done = set()
+    print(f"watching {run_dir.checkpoints} (stops {FLAGS.watch_timeout:g} s after the last new checkpoint, "
+          "or when training ends)", flush=True)
+    try:
+        while True:
+            status = run_dir.status()  # read before listing: a checkpoint listed after "finished" is seen
+            new = [p for p in checkpoints.listed(run_dir.checkpoints) if checkpoints.step_of(p) not in done]
+            for path in new:
+                try:
+                    result = evaluator.evaluate(path)
+                except errors.UserError:
+                    if os.path.isfile(path + ".index"):
+                        raise
+                    print(f"{path} was deleted (--max_num_checkpoint) before it could be evaluated", flush=True)
+                    done.add(checkpoints.step_of(path))
+                    continue
+                done.add(result["global_step"])
+                last_news = time.monotonic()
+                print(f"global step {result['global_step']}: {FLAGS.split} loss {result['loss']:.4f} "
+                      f"accuracy {result['accuracy']:.4f}", flush=True)
+            if not new and status.get("state") in ("finished", "stopped", "failed"):
+                print(f"training {status['state']} at global step {status['global_step']}; "
+                      f"evaluated {len(done)} checkpoints", flush=True)
+                return
+            if not new and timed_out():
+                print(f"no new checkpoint for {FLAGS.watch_timeout:g} s; evaluated {len(done)} checkpoints",
+                      flush=True)
+                return
+            time.sleep(FLAGS.watch_interval)
+    finally:
+        evaluator.close()
 
 
 def main(argv):
     if len(argv) > 1:
         raise errors.UserError(f"unexpected arguments {' '.join(argv[1:])}; flags take the form --name=value")
-    run_dir = TrainDir.find(FLAGS.checkpoint_dir)
-    hp = config.load_flags(run_dir.flags_cfg)
-    for name in config.RUNTIME_FLAGS:
-        if FLAGS[name].present:
-            hp[name].value = FLAGS[name].value
-    path = FLAGS.checkpoint_path or checkpoints.latest(run_dir.checkpoints)
-    if not path:
-        raise errors.UserError(f"no checkpoint in {run_dir.checkpoints}; train first, or pass --checkpoint_path")
-    result = evaluate(run_dir, hp, path, FLAGS.split)
-    print(f"checkpoint: {path} (global step {result['global_step']})")
-    print(f"{FLAGS.split} images: {result['num_examples']}")
-    print(format_report(result["per_class"], result["confusion_matrix"]))
-    print(f"{FLAGS.split} loss: {result['loss']:.4f}")
-    print(f"{FLAGS.split} accuracy: {result['accuracy']:.4f}")
-    print(f"wrote {os.path.join(run_dir.eval, 'metrics.json')}")
+    if FLAGS.watch and FLAGS.checkpoint_path:
+        raise errors.UserError("--watch evaluates each new checkpoint; it takes no --checkpoint_path")
+    watch() if FLAGS.watch else evaluate_once()
 
 
 def run():

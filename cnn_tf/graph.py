@@ -106,18 +106,39 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
             correct = tf.equal(g.predictions, g.label)
             g.accuracy = tf.reduce_mean(tf.cast(correct, tf.float32), name="accuracy")
 
-            g.learning_rate = learning_rate_schedule(hp, g.global_step, num_train_examples, num_replicas)
+            _add_nan_rollback(g)
+            g.learning_rate = tf.multiply(
+                learning_rate_schedule(hp, g.global_step, num_train_examples, num_replicas),
+                g.learning_rate_scale, name="scaled_learning_rate")
             optimizer = make_optimizer(hp, g.learning_rate)
             with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
                 g.train_op = optimizer.minimize(g.loss, g.global_step, name="train_op")
 
         _add_eval_totals(g, correct, num_classes)
         _add_summaries(g)
+        # Checked before every save: a checkpoint of NaN weights must never become the latest.
+        g.all_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tf.compat.v1.global_variables()
+                                      if v.dtype.base_dtype.is_floating], name="all_finite")
         g.saver = tf.compat.v1.train.Saver(max_to_keep=hp.max_num_checkpoint, save_relative_paths=True)
         g.local_init_op = tf.compat.v1.local_variables_initializer()
         g.init_op = tf.group(tf.compat.v1.global_variables_initializer(), g.local_init_op, name="init")
     graph.finalize()  # a graph op created by the loop would be a bug (and a slow leak)
     return g
+
+
+def _add_nan_rollback(g):
+    """--on_nan=rollback's state, saved with the checkpoints so a restart keeps it: a factor on the
+    learning rate, and how many rollbacks were made."""
+    def state(name, dtype, initial):
+        return tf.compat.v1.get_variable(name, [], dtype, tf.constant_initializer(initial), trainable=False)
+
+    with tf.compat.v1.variable_scope("nan_rollback"):
+        g.learning_rate_scale = state("learning_rate_scale", tf.float32, 1.0)
+        g.nan_rollbacks = state("count", tf.int64, 0)
+        g.new_learning_rate_scale = tf.compat.v1.placeholder(tf.float32, [], "new_learning_rate_scale")
+        g.new_nan_rollbacks = tf.compat.v1.placeholder(tf.int64, [], "new_count")
+        g.set_rollback_state = tf.group(g.learning_rate_scale.assign(g.new_learning_rate_scale),
+                                        g.nan_rollbacks.assign(g.new_nan_rollbacks), name="set")
 
 
 def _add_eval_totals(g, correct, num_classes):

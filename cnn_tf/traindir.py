@@ -1,12 +1,17 @@
 """The layout of a train dir, and the few file operations that must not leave half a file.
 
     <train_dir>/flags.cfg            the effective flags of the run (a flagfile)
+    <train_dir>/status.json          running | finished | stopped | failed, at which global step
     <train_dir>/checkpoints/         model.ckpt-<global_step>.*, checkpoint
     <train_dir>/summaries/train|test|eval
     <train_dir>/eval/metrics.json    the latest `evaluate` result
 """
+import glob
+import json
 import os
 import tempfile
+
+import tensorflow as tf
 
 from cnn_tf.errors import UserError
 
@@ -18,6 +23,7 @@ class TrainDir:
         self.checkpoints = os.path.join(path, "checkpoints")
         self.checkpoint_prefix = os.path.join(self.checkpoints, "model.ckpt")
         self.eval = os.path.join(path, "eval")
+        self.status_json = os.path.join(path, "status.json")
 
     def summaries(self, name):
         return os.path.join(self.path, "summaries", name)
@@ -32,6 +38,18 @@ class TrainDir:
                                 "choose another --train_dir") from e
         if not os.access(self.path, os.W_OK) or not os.access(self.checkpoints, os.W_OK):
             raise UserError(f"train dir {self.path} is not writable; choose another --train_dir")
+
+    def write_status(self, state, global_step):
+        """What the training process is doing, for `evaluate --watch` and for people."""
+        write_atomic(self.status_json, json.dumps(
+            {"state": state, "global_step": int(global_step), "pid": os.getpid()}) + "\n")
+
+    def status(self):
+        try:
+            with open(self.status_json) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
 
     @classmethod
     def find(cls, checkpoint_dir):
@@ -58,3 +76,27 @@ def write_atomic(path, text):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def drop_events_after(directory, step):
+    """Rewrites the event files in `directory` without the summaries a killed run wrote after
+    `step`, the step training resumes from (and without a record the kill cut in half), so no
+    reader of the files, TensorBoard or other, sees a step twice or a curve go back. At step 0
+    (a start over) the graph goes too: it is written again."""
+    for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+        kept, dropped = [], False
+        try:
+            for record in tf.compat.v1.io.tf_record_iterator(path):  # no graph: ours is finalized
+                event = tf.compat.v1.Event.FromString(record)
+                if event.step > step and (event.summary.value or event.HasField("session_log")) or (
+                        step == 0 and event.graph_def):
+                    dropped = True
+                else:
+                    kept.append(record)
+        except tf.errors.DataLossError:
+            dropped = True
+        if dropped:
+            with tf.io.TFRecordWriter(path + ".tmp") as writer:
+                for record in kept:
+                    writer.write(record)
+            os.replace(path + ".tmp", path)

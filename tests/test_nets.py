@@ -72,12 +72,34 @@ def test_dropout_only_while_training():
     with graph.as_default():
         x = tf.ones([1000])
         is_training = tf.compat.v1.placeholder_with_default(True, [])
-        y = dropout(x, 0.5, is_training=is_training, seed=1)
+        y = dropout(x, 0.5, is_training=is_training)
         with tf.compat.v1.Session() as sess:
             train_out = sess.run(y)
             eval_out = sess.run(y, {is_training: False})
     assert 300 < (train_out == 0).sum() < 700 and set(np.unique(train_out)) == {0.0, 2.0}
     np.testing.assert_array_equal(eval_out, np.ones(1000))
+
+
+def test_dropout_masks_are_a_function_of_the_global_step_and_layer():
+    """So a resumed run drops the units an uninterrupted one would have."""
+    def masks(global_step_value):
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.set_random_seed(0)
+            step = tf.compat.v1.train.get_or_create_global_step()
+            x = tf.ones([1000])
+            a, b = dropout(x, 0.5, scope="a"), dropout(x, 0.5, scope="b")
+            with tf.compat.v1.Session() as sess:
+                sess.run(step.initializer)
+                sess.run(step.assign(global_step_value))
+                return sess.run([a, b]), sess.run([a, b])
+
+    (a1, b1), (a1_again, _) = masks(7)
+    (a2, _), _ = masks(7)
+    (a3, _), _ = masks(8)
+    np.testing.assert_array_equal(a1, a1_again)  # same step, same mask
+    np.testing.assert_array_equal(a1, a2)  # in another session (a restarted process) too
+    assert not np.array_equal(a1, a3) and not np.array_equal(a1, b1)
 
 
 def test_full_map_conv_equals_real_convolution():

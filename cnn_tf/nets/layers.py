@@ -5,6 +5,7 @@ several GPUs share one set of variables). Outputs can be collected as end points
 as `outputs_collections` and each layer adds {its scope name: its output} to it.
 """
 import contextlib
+import zlib
 
 import tensorflow as tf
 
@@ -127,12 +128,28 @@ def max_pool2d(inputs, kernel_size=2, stride=2, padding="VALID", outputs_collect
         return outputs
 
 
+def _dropout_seed(name):
+    """A stateless seed (layer, global step): the masks of a step are the same whether or not the run
+    was interrupted and resumed before it (a stateful op's stream restarts with each process)."""
+    global_step = tf.compat.v1.train.get_global_step()
+    if global_step is None:
+        return None
+    graph_seed = tf.compat.v1.get_default_graph().seed or 0
+    layer = zlib.crc32(f"{graph_seed}/{name}".encode())
+    return tf.stack([tf.constant(layer, tf.int64), tf.cast(global_step, tf.int64)])
+
+
 @add_arg_scope
-def dropout(inputs, keep_prob=0.5, is_training=True, seed=None, outputs_collections=None, scope=None):
+def dropout(inputs, keep_prob=0.5, is_training=True, outputs_collections=None, scope=None):
     """Drops units only while training; evaluation graphs get the inputs unchanged (no random op)."""
     with tf.compat.v1.name_scope(scope, "Dropout", [inputs]) as name:
-        outputs = _smart_cond(
-            is_training, lambda: tf.nn.dropout(inputs, rate=1.0 - keep_prob, seed=seed), lambda: inputs)
+        def drop():
+            seed = _dropout_seed(name)
+            if seed is None:  # a net built outside build_graph, without a global step
+                return tf.nn.dropout(inputs, rate=1.0 - keep_prob)
+            return tf.nn.experimental.stateless_dropout(inputs, rate=1.0 - keep_prob, seed=seed)
+
+        outputs = _smart_cond(is_training, drop, lambda: inputs)
         _collect(outputs_collections, name.rstrip("/"), outputs)
         return outputs
 
