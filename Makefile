@@ -6,7 +6,10 @@ CONFIG ?= configs/lenet_fashion_mnist.cfg
 FLAGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install data train evaluate test tensorboard clean
+BENCH_VENV ?= .venv-bench
+BENCH_ARGS ?= --time_to_accuracy --update_readme
+
+.PHONY: install data train evaluate test bench tensorboard clean
 
 install: $(VENV)/.installed
 
@@ -26,8 +29,20 @@ train: data
 test: data
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The benchmark's own environment: the package plus PyTorch's CPU build (not a dependency of cnn_tf).
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . 'torch==2.13.0'
+	touch $@
+
+# cnn_tf vs Keras fit vs PyTorch, float32 and mixed_bfloat16; writes bench/results.{json,md} and
+# the README's Performance table.
+bench: data $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
+
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir=runs --host=127.0.0.1
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) *.egg-info

@@ -62,6 +62,9 @@ def define_train_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("batch_size", 128, "Training batch size.", **d)
     flags.DEFINE_integer("num_epochs", 5, "Epochs to train for (in total, across resumes).", **d)
     flags.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Optimizer.", **d)
+    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                      "Compute precision; mixed_* keep float32 master weights, loss and softmax. "
+                      "bfloat16 needs a CPU with AVX512_BF16/AMX or a GPU, float16 a GPU (else float32).", **d)
     flags.DEFINE_float("momentum", 0.9, "Momentum of --optimizer=momentum and rmsprop.", **d)
     flags.DEFINE_float("initial_learning_rate", 1e-3, "Learning rate at step 0.", **d)
     flags.DEFINE_float("learning_rate_decay_factor", 0.95, "Staircase decay factor of the learning rate.", **d)
@@ -157,7 +160,7 @@ def save_flags(fv, path):
 # rate, where the data is, ...) may change between runs.
 RESUME_MUST_MATCH = ("dataset", "model", "batch_norm", "batch_size", "seed", "validation_size",
                      "optimizer", "weights_initializer", "image_size", "class_names", "validation_fraction",
-                     "test_fraction", "normalization")
+                     "test_fraction", "normalization", "precision")
 
 
 def check_resume(fv, path):

@@ -7,6 +7,7 @@ training pulls from the in-graph input pipeline, evaluation and prediction feed 
 """
 import inspect
 import math
+import sys
 import types
 
 import tensorflow as tf
@@ -58,18 +59,50 @@ def _scalar(tag, value, collection):
     tf.compat.v1.add_to_collection(collection, tf.raw_ops.ScalarSummary(tags=tag, values=value))
 
 
+COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
+
+
+def cpu_has_bfloat16():
+    """AVX512_BF16 or AMX: the CPU instructions that make bfloat16 faster than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def effective_precision(hp):
+    """--precision where the hardware runs it fast; else float32, with a warning saying why."""
+    if hp.precision == "float32":
+        return "float32"
+    has_gpu = hp.device == "gpu" and bool(tf.config.list_physical_devices("GPU"))
+    if has_gpu or (hp.precision == "mixed_bfloat16" and cpu_has_bfloat16()):
+        return hp.precision
+    need = "a GPU" if hp.precision == "mixed_float16" else "a CPU with AVX512_BF16 or AMX, or a GPU"
+    print(f"warning: --precision={hp.precision} needs {need} (--device={hp.device} here has none); "
+          "computing in float32", file=sys.stderr)
+    return "float32"
+
+
 def build_graph_for(hp, data, num_replicas=1):
     """The graph for dataset `data` (a `cnn_tf.data.Dataset`) under the run's flags `hp`."""
     return build_graph(hp, data.image_shape, data.num_classes, len(data.split("train")[0]), num_replicas,
-                       pixel_mean=data.pixel_mean if hp.normalization == "mean" else None)
+                       pixel_mean=data.pixel_mean if hp.normalization == "mean" else None,
+                       precision=effective_precision(hp))
 
 
-def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1, pixel_mean=None):
+def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1, pixel_mean=None,
+                precision=None):
     """Returns a namespace of the graph and its named tensors and ops; see the module docstring.
 
     `hp` is anything with the attributes of the train flags (absl FlagValues in the CLIs).
     `pixel_mean`: per-channel mean the input pipeline subtracts (--normalization=mean).
+    `precision` (default hp.precision): float32, or mixed_bfloat16 / mixed_float16: the layers
+    compute in the low precision from float32 master weights (each layer casts its weights to its
+    input's dtype); logits, loss and softmax stay float32; float16 gets dynamic loss scaling.
     """
+    precision = precision or getattr(hp, "precision", "float32")
     graph = tf.Graph()
     g = types.SimpleNamespace(graph=graph)
     with graph.as_default():
@@ -92,11 +125,12 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
                     float(hp.keep_prob_conv), [], "keep_prob_conv")
             try:
                 with arg_scope(arg_scopes_map[hp.model](**options)):
-                    logits, g.end_points = net(g.image, num_classes, is_training=g.is_training,
+                    logits, g.end_points = net(tf.cast(g.image, COMPUTE_DTYPES[precision]), num_classes,
+                                               is_training=g.is_training,
                                                keep_prob=g.keep_prob, **extra)
             except InputSizeError as e:
                 raise UserError(f"--model={hp.model}: {e}") from e
-            g.logits = tf.identity(logits, name="logits")
+            g.logits = tf.cast(logits, tf.float32, name="logits")
             g.predictions = tf.argmax(g.logits, 1, name="predictions")
             # Softmax and log in one op: stable where the tutorial's log(softmax) went to inf.
             cross_entropy = tf.reduce_mean(
@@ -111,6 +145,8 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
                 learning_rate_schedule(hp, g.global_step, num_train_examples, num_replicas),
                 g.learning_rate_scale, name="scaled_learning_rate")
             optimizer = make_optimizer(hp, g.learning_rate)
+            if precision == "mixed_float16":  # float16 gradients underflow without a loss scale
+                optimizer = tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
             with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
                 g.train_op = optimizer.minimize(g.loss, g.global_step, name="train_op")
 
@@ -188,7 +224,7 @@ def _add_summaries(g):
             _scalar("sparsity/" + name, tf.nn.zero_fraction(x), TRAIN)
             _scalar("sparsity/" + name, g.eval_sparsity[name], TEST)
             tf.compat.v1.add_to_collection(
-                PER_EPOCH, tf.raw_ops.HistogramSummary(tag="activations/" + name, values=x))
+                PER_EPOCH, tf.raw_ops.HistogramSummary(tag="activations/" + name, values=tf.cast(x, tf.float32)))
         tf.compat.v1.add_to_collection(
             PER_EPOCH, tf.raw_ops.ImageSummary(tag="images", tensor=g.image[:3], max_images=3))
         g.summaries = {key: tf.compat.v1.summary.merge(tf.compat.v1.get_collection(key), name=key)

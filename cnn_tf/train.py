@@ -163,9 +163,10 @@ class Trainer:
               f"(rollback {rollbacks + 1} of at most {fv.max_nan_rollbacks})", flush=True)
         return restored
 
-    def stopped(self, step, epoch, offset):
+    def stopped(self, step):
         """Saves where a signal stopped the run, says how to continue, exits 128 + the signal."""
         name = signal.Signals(self.stop.signum).name
+        epoch, offset = divmod(step, self.per_epoch)
         where = f"global step {step} (epoch {epoch + 1}, step {offset} of {self.per_epoch})"
         saved = "nothing new to save"
         if checkpoints.latest(self.run_dir.checkpoints) != f"{self.run_dir.checkpoint_prefix}-{step}":
@@ -198,21 +199,23 @@ class Trainer:
                 step = self.on_nan(step, f"loss is {result.bad_loss}")
                 continue
             if self.stop.signum is not None and step % self.per_epoch:
-                self.stopped(step, *divmod(step, self.per_epoch))
+                self.stopped(step)
             images_per_s = result.steps * fv.batch_size / (time.perf_counter() - started)
             line = (f"epoch {epoch + 1}/{fv.num_epochs}  step {step}  "
                     f"train loss {result.loss:.4f} acc {result.accuracy:.4f}  {images_per_s:.0f} img/s")
             if len(self.data.split("validation")[0]):
+                evaluating = time.perf_counter()
                 metrics, summary = evaluate_split(self.sess, g, *self.data.split("validation"),
                                                   fv.eval_batch_size)
                 self.writers["test"].add_summary(summary, step)
-                line += f"  validation loss {metrics['loss']:.4f} acc {metrics['accuracy']:.4f}"
+                line += (f"  validation loss {metrics['loss']:.4f} acc {metrics['accuracy']:.4f} "
+                         f"in {time.perf_counter() - evaluating:.1f}s")
             if not self.save(step):
                 step = self.on_nan(step, "the weights are not finite")
                 continue
             print(f"{line}  ({time.perf_counter() - started:.1f}s)", flush=True)
             if self.stop.signum is not None:
-                self.stopped(step, epoch + 1, 0)
+                self.stopped(step)
         metrics = None
         if len(self.data.split("test")[0]):
             metrics, _ = evaluate_split(self.sess, g, *self.data.split("test"), fv.eval_batch_size)

@@ -2,8 +2,9 @@
 
     python scripts/results.py [configs/X.cfg ...]     (default: the configs in REAL_DATA_CONFIGS)
 
-Each config trains from scratch in a temporary train dir; the table gets the model, dataset,
-epochs, the printed test accuracy, the wall time and this machine's CPU and core count.
+Each config trains from scratch in a temporary train dir; its row of the table gets the model,
+dataset, epochs, the printed test accuracy, the wall time and this machine's CPU and core count.
+Rows of the other configs are kept.
 """
 import os
 import platform
@@ -49,11 +50,15 @@ def run(config):
 
 
 def main(configs):
-    rows = [run(c) for c in configs]
-    table = "\n".join([BEGIN, "| model | dataset | epochs | test accuracy | wall time | machine | config |",
-                       "|---|---|---|---|---|---|---|", *rows, END])
+    new_rows = {config: run(config) for config in configs}
     readme = os.path.join(ROOT, "README.md")
-    text = open(readme).read()
+    text = open(readme).read()  # read after the runs: the README may have changed meanwhile
+    # Rows of configs not rerun stay; a rerun config's row is replaced where it stood.
+    old = re.search(re.escape(BEGIN) + "(.*?)" + re.escape(END), text, re.S).group(1)
+    rows = {row.rsplit("`", 2)[-2]: row for row in old.splitlines() if row.startswith("| `")}
+    rows.update(new_rows)
+    table = "\n".join([BEGIN, "| model | dataset | epochs | test accuracy | wall time | machine | config |",
+                       "|---|---|---|---|---|---|---|", *rows.values(), END])
     text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: table, text, flags=re.S)
     with open(readme, "w") as f:
         f.write(text)

@@ -135,3 +135,39 @@ def test_device_gpu_pins_the_model_and_falls_back_with_soft_placement():
     g.pipeline.start(sess, images, labels, 32)
     sess.run(g.train_op)
     assert sess.run(g.global_step) == 1
+
+
+@pytest.mark.parametrize("precision, dtype", [("mixed_bfloat16", tf.bfloat16), ("mixed_float16", tf.float16)])
+def test_mixed_precision_computes_low_keeps_float32_weights_and_loss_and_learns(precision, dtype):
+    hp = hparams(batch_norm=True, precision=precision, keep_prob=0.9, weight_decay=0)
+    g = build_graph(hp, (28, 28, 1), 10, 1000, precision=precision)
+    with g.graph.as_default():
+        conv = g.graph.get_operation_by_name("lenet/conv1/Conv2D")
+        variables = tf.compat.v1.global_variables()
+    assert conv.inputs[0].dtype == dtype  # the layers compute in the low precision
+    assert all(v.dtype.base_dtype in (tf.float32, tf.int64) for v in variables)  # float32 master weights
+    assert g.logits.dtype == tf.float32 and g.loss.dtype == tf.float32
+    if precision == "mixed_float16":
+        assert any("loss_scale" in v.op.name for v in variables)
+    images, labels = batch(256)
+    sess = session(g)
+    g.pipeline.start(sess, images, labels, 64)
+    losses = []
+    for _ in range(12):
+        try:
+            losses.append(sess.run([g.train_op, g.loss])[1])
+        except tf.errors.OutOfRangeError:
+            g.pipeline.start(sess, images, labels, 64)
+    assert np.isfinite(losses).all() and np.mean(losses[-3:]) < losses[0] * 0.7, losses
+
+
+def test_precision_falls_back_to_float32_with_a_warning_where_the_hardware_lacks_it(capsys, monkeypatch):
+    from cnn_tf import graph
+
+    monkeypatch.setattr(graph, "cpu_has_bfloat16", lambda: False)
+    assert graph.effective_precision(hparams(precision="mixed_bfloat16")) == "float32"
+    assert "--precision=mixed_bfloat16 needs a CPU with AVX512_BF16" in capsys.readouterr().err
+    assert graph.effective_precision(hparams(precision="mixed_float16")) == "float32"  # no GPU here
+    monkeypatch.setattr(graph, "cpu_has_bfloat16", lambda: True)
+    assert graph.effective_precision(hparams(precision="mixed_bfloat16")) == "mixed_bfloat16"
+    assert graph.effective_precision(hparams(precision="float32")) == "float32"

@@ -145,9 +145,10 @@ def dropout(inputs, keep_prob=0.5, is_training=True, outputs_collections=None, s
     with tf.compat.v1.name_scope(scope, "Dropout", [inputs]) as name:
         def drop():
             seed = _dropout_seed(name)
+            rate = tf.cast(1.0 - keep_prob, inputs.dtype)  # keep_prob is float32, inputs maybe not
             if seed is None:  # a net built outside build_graph, without a global step
-                return tf.nn.dropout(inputs, rate=1.0 - keep_prob)
-            return tf.nn.experimental.stateless_dropout(inputs, rate=1.0 - keep_prob, seed=seed)
+                return tf.nn.dropout(inputs, rate=rate)
+            return tf.nn.experimental.stateless_dropout(inputs, rate=rate, seed=seed)
 
         outputs = _smart_cond(is_training, drop, lambda: inputs)
         _collect(outputs_collections, name.rstrip("/"), outputs)

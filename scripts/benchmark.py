@@ -1,0 +1,398 @@
+"""Training speed of cnn_tf's own loop against keras.Model.fit and PyTorch, on the same layers,
+batch, optimizer and precision, measured in one run on this machine (`make bench`).
+
+    python scripts/benchmark.py [--models=lenet,three_conv] [--precisions=float32,mixed_bfloat16]
+                                [--steps=150] [--warmup=20] [--rounds=3] [--time_to_accuracy]
+
+For each model and precision, the frameworks take turns, `--rounds` times (so a slow spell of a
+shared machine hits them all alike), each timing `--steps` training steps after `--warmup`:
+- cnn_tf: the real code path, `cnn_tf.train.run_epoch` on the graph `build_graph` makes from the
+  model's config, with its default summaries and a live progress bar (written to /dev/null);
+- Keras: `keras.Model.fit` (verbose=0), timed from the end of the warm-up batches by a callback;
+- PyTorch: the usual loop (zero_grad, forward, backward, step, loss.item()), if torch is installed.
+The best round of each counts. It also reports cnn_tf's evaluation images/s, the forward FLOPs
+per image (TensorFlow's profiler), the share of the machine's measured float32 matmul peak a
+training step reaches, and what per-epoch validation costs in the model's default config.
+`--time_to_accuracy` also trains three_conv on the real Fashion-MNIST with its config and reports
+the wall time until a checkpoint reaches 0.915 test accuracy. Writes bench/results.json and
+bench/results.md (and, with --update_readme, the README's Performance table).
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import cnn_tf  # noqa: E402,F401  (first: it loads TensorFlow quietly)
+import tensorflow as tf  # noqa: E402
+import tqdm  # noqa: E402
+
+from cnn_tf import config  # noqa: E402
+from cnn_tf.evaluation import evaluate_split  # noqa: E402
+from cnn_tf.graph import build_graph, cpu_has_bfloat16  # noqa: E402
+from cnn_tf.nets import arg_scopes_map, nets_map  # noqa: E402
+from cnn_tf.nets.scopes import arg_scope  # noqa: E402
+from cnn_tf.train import run_epoch  # noqa: E402
+
+IMAGE_SHAPE, NUM_CLASSES = (28, 28, 1), 10
+DEFAULT_SPLIT = {"train": 55000, "validation": 5000}  # Fashion-MNIST with the default --validation_size
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="lenet,three_conv")
+    p.add_argument("--precisions", default="float32,mixed_bfloat16")
+    p.add_argument("--frameworks", default="cnn_tf,keras,torch")
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--eval_images", type=int, default=10000)
+    p.add_argument("--time_to_accuracy", action="store_true")
+    p.add_argument("--target_accuracy", type=float, default=0.915)
+    p.add_argument("--out", default=os.path.join(ROOT, "bench"))
+    p.add_argument("--update_readme", action="store_true", help="put the table in README.md's Performance section")
+    return p.parse_args(argv)
+
+
+def model_flags(model, precision, batch_size):
+    """The model's Fashion-MNIST config: the layers and options the user trains by default."""
+    hp = config.load_flags(os.path.join(ROOT, "configs", f"{model}_fashion_mnist.cfg"))
+    hp.precision, hp.batch_size = precision, batch_size
+    return hp
+
+
+def make_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8), rng.integers(0, NUM_CLASSES, n).astype(np.int64)
+
+
+class CnnTf:
+    """cnn_tf's own training loop on its own graph."""
+
+    def __init__(self, hp, x, y):
+        self.hp, self.x, self.y = hp, x, y
+        self.g = build_graph(hp, IMAGE_SHAPE, NUM_CLASSES, len(x), precision=hp.precision)
+        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(hp))
+        self.sess.run(self.g.init_op)
+        self.logdir = tempfile.mkdtemp(prefix="cnn_tf_bench_")
+        with self.g.graph.as_default():
+            self.writer = tf.compat.v1.summary.FileWriter(self.logdir)
+        self.devnull = open(os.devnull, "w")
+        self.step = 0
+
+    def train_rate(self, warmup, steps):
+        g, hp = self.g, self.hp
+        g.pipeline.start(self.sess, self.x, self.y, hp.batch_size)
+        stop = types.SimpleNamespace(signum=None)
+        bar = tqdm.tqdm(total=warmup + steps, file=self.devnull, disable=False)
+        self.step = run_epoch(self.sess, g, self.writer, self.step, warmup, hp.batch_size,
+                              hp.summary_every_n_steps, bar, stop).step
+        started = time.perf_counter()
+        self.step = run_epoch(self.sess, g, self.writer, self.step, steps, hp.batch_size,
+                              hp.summary_every_n_steps, bar, stop).step
+        return steps * hp.batch_size / (time.perf_counter() - started)
+
+    def eval_rate(self, images, labels):
+        evaluate_split(self.sess, self.g, images[:1000], labels[:1000], self.hp.eval_batch_size)  # warm-up
+        started = time.perf_counter()
+        evaluate_split(self.sess, self.g, images, labels, self.hp.eval_batch_size)
+        return len(images) / (time.perf_counter() - started)
+
+
+def keras_model(model, precision, hp):
+    import keras
+    from keras import layers
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "mixed_bfloat16" else "float32")
+    l2 = keras.regularizers.l2(hp.weight_decay / 2) if hp.weight_decay else None  # ours: wd * sum(w^2) / 2
+
+    def conv(filters, size):
+        return [layers.Conv2D(filters, size, padding="same", use_bias=not hp.batch_norm, kernel_regularizer=l2),
+                *([layers.BatchNormalization(momentum=0.99)] if hp.batch_norm else []), layers.ReLU()]
+
+    if model == "lenet":
+        body = [*conv(32, 5), layers.MaxPooling2D(2), *conv(64, 5), layers.MaxPooling2D(2), layers.Flatten(),
+                layers.Dense(1024, activation="relu", kernel_regularizer=l2)]
+    else:
+        body = [*conv(32, 3), layers.MaxPooling2D(2, padding="same"), *conv(64, 3),
+                layers.MaxPooling2D(2, padding="same"), *conv(128, 3), layers.MaxPooling2D(2, padding="same"),
+                layers.Flatten(), layers.Dense(128, activation="relu", kernel_regularizer=l2)]
+    net = keras.Sequential([keras.Input(IMAGE_SHAPE), layers.Rescaling(1 / 255), *body,
+                            layers.Dropout(1 - hp.keep_prob), layers.Dense(NUM_CLASSES, dtype="float32")])
+    net.compile(optimizer=keras.optimizers.Adam(hp.initial_learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return net
+
+
+def keras_rate(net, x, y, batch_size, warmup, steps):
+    import keras
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == warmup - 1:
+                self.started = time.perf_counter()
+
+        def on_train_end(self, logs=None):
+            self.stopped = time.perf_counter()
+
+    clock = Clock()
+    n = (warmup + steps) * batch_size
+    net.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
+    return steps * batch_size / (clock.stopped - clock.started)
+
+
+def torch_model(model, hp):
+    from torch import nn
+
+    def conv(cin, cout, size):
+        return [nn.Conv2d(cin, cout, size, padding=size // 2, bias=not hp.batch_norm),
+                *([nn.BatchNorm2d(cout, momentum=0.01)] if hp.batch_norm else []), nn.ReLU()]
+
+    if model == "lenet":
+        body = [*conv(1, 32, 5), nn.MaxPool2d(2), *conv(32, 64, 5), nn.MaxPool2d(2), nn.Flatten(),
+                nn.Linear(7 * 7 * 64, 1024), nn.ReLU()]
+        width = 1024
+    else:
+        body = [*conv(1, 32, 3), nn.MaxPool2d(2, ceil_mode=True), *conv(32, 64, 3), nn.MaxPool2d(2, ceil_mode=True),
+                *conv(64, 128, 3), nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(4 * 4 * 128, 128),
+                nn.ReLU()]
+        width = 128
+    return nn.Sequential(*body, nn.Dropout(1 - hp.keep_prob), nn.Linear(width, NUM_CLASSES))
+
+
+def torch_rate(net, hp, precision, x, y, batch_size, warmup, steps):
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    optimizer = torch.optim.Adam(net.parameters(), lr=hp.initial_learning_rate, weight_decay=hp.weight_decay)
+    images = torch.from_numpy(x).permute(0, 3, 1, 2)  # NCHW
+    labels = torch.from_numpy(y)
+    dtype = torch.bfloat16 if precision == "mixed_bfloat16" else None
+    net.train()
+    started = None
+    for i in range(warmup + steps):
+        if i == warmup:
+            started = time.perf_counter()
+        xb = images[i * batch_size:(i + 1) * batch_size].float() / 255
+        yb = labels[i * batch_size:(i + 1) * batch_size]
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            logits = net(xb)
+            loss = torch.nn.functional.cross_entropy(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss.item(), (logits.argmax(1) == yb).float().mean().item()  # what every loop reports
+    return steps * batch_size / (time.perf_counter() - started)
+
+
+def forward_flops_per_image(hp):
+    """Float operations of one image's forward pass, from TensorFlow's profiler."""
+    graph = tf.Graph()
+    with graph.as_default():
+        options = dict(weight_decay=0.0, use_batch_norm=hp.batch_norm, init_stddev=hp.init_stddev)
+        with arg_scope(arg_scopes_map[hp.model](**options)):
+            nets_map[hp.model](tf.zeros([1, *IMAGE_SHAPE]), NUM_CLASSES, is_training=False, keep_prob=1.0)
+        profile = tf.compat.v1.profiler.profile(
+            graph, options=tf.compat.v1.profiler.ProfileOptionBuilder(
+                tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build())
+    return int(profile.total_float_ops)
+
+
+def matmul_peak_flops(n=2048, reps=20):
+    """The machine's float32 matmul rate, measured: the yardstick for 'fraction of peak'."""
+    graph = tf.Graph()
+    with graph.as_default():
+        a = tf.Variable(tf.random.uniform([n, n]))
+        b = tf.Variable(tf.random.uniform([n, n]))
+        product = tf.reduce_sum(tf.matmul(a, b))
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run(product)
+            best = 0.0
+            for _ in range(3):
+                started = time.perf_counter()
+                for _ in range(reps):
+                    sess.run(product)
+                best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - started))
+    return best
+
+
+def time_to_accuracy(target, precision):
+    """Trains three_conv on the real Fashion-MNIST with its config, keeping every checkpoint, then
+    evaluates each on the test split: seconds from the start to the first checkpoint >= target."""
+    with tempfile.TemporaryDirectory() as train_dir:
+        started = time.time()
+        train = subprocess.run([sys.executable, "-m", "cnn_tf.train", "--flagfile=configs/three_conv_fashion_mnist.cfg",
+                                f"--train_dir={train_dir}", f"--precision={precision}", "--max_num_checkpoint=100",
+                                "--noprogress"], cwd=ROOT, capture_output=True, text=True)
+        if train.returncode:
+            return {"error": train.stderr.strip().splitlines()[-1]}
+        checkpoint_dir = os.path.join(train_dir, "checkpoints")
+        paths = sorted((p[:-len(".index")] for p in os.listdir(checkpoint_dir) if p.endswith(".index")),
+                       key=lambda p: int(p.rsplit("-", 1)[1]))
+        for epoch, name in enumerate(paths, start=1):
+            path = os.path.join(checkpoint_dir, name)
+            result = subprocess.run([sys.executable, "-m", "cnn_tf.evaluate", f"--checkpoint_dir={train_dir}",
+                                     f"--checkpoint_path={path}"], cwd=ROOT, capture_output=True, text=True)
+            accuracy = float(result.stdout.split("test accuracy: ")[1].split()[0])
+            if accuracy >= target:
+                seconds = os.path.getmtime(path + ".index") - started
+                return {"seconds": round(seconds, 1), "epochs": epoch, "test_accuracy": accuracy}
+        return {"seconds": None, "epochs": len(paths), "test_accuracy": accuracy, "note": "target not reached"}
+
+
+def machine():
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "bfloat16_instructions": cpu_has_bfloat16(),
+            "tensorflow": tf.__version__, "python": platform.python_version()}
+
+
+def torch_version():
+    try:
+        import torch
+        return torch.__version__
+    except ImportError:
+        return None
+
+
+def benchmark(args):
+    frameworks = args.frameworks.split(",")
+    if "torch" in frameworks and not torch_version():
+        print("PyTorch is not installed: its column stays empty (make bench installs it)", file=sys.stderr)
+        frameworks.remove("torch")
+    n = (args.warmup + args.steps) * args.batch_size
+    x, y = make_data(n)
+    eval_x, eval_y = make_data(args.eval_images, seed=1)
+    results = {"machine": machine(), "torch": torch_version(), "batch_size": args.batch_size,
+               "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "runs": []}
+    peak = matmul_peak_flops()
+    results["matmul_peak_gflops"] = round(peak / 1e9, 1)
+    for model in args.models.split(","):
+        for precision in args.precisions.split(","):
+            hp = model_flags(model, precision, args.batch_size)
+            emulated = precision == "mixed_bfloat16" and not cpu_has_bfloat16()
+            # Without bfloat16 instructions every framework emulates it ~10x slower: a short look.
+            steps, rounds = (max(5, args.steps // 10), 1) if emulated else (args.steps, args.rounds)
+            runners = {}
+            if "cnn_tf" in frameworks:
+                runners["cnn_tf"] = CnnTf(hp, x, y)
+            rates = {name: [] for name in frameworks}
+            for _ in range(rounds):  # alternate, so a noisy spell hits every framework
+                for name in frameworks:
+                    if name == "cnn_tf":
+                        rates[name].append(runners["cnn_tf"].train_rate(args.warmup, steps))
+                    elif name == "keras":
+                        rates[name].append(keras_rate(keras_model(model, precision, hp), x, y, args.batch_size,
+                                                      args.warmup, steps))
+                    else:
+                        rates[name].append(torch_rate(torch_model(model, hp), hp, precision, x, y,
+                                                      args.batch_size, args.warmup, steps))
+            best = {name: max(r) for name, r in rates.items()}
+            run = {"model": model, "precision": precision, "bfloat16_emulated": emulated, "steps": steps,
+                   "images_per_s": {k: round(v, 1) for k, v in best.items()},
+                   "all_rounds": {k: [round(v, 1) for v in r] for k, r in rates.items()}}
+            if "cnn_tf" in best:
+                flops = forward_flops_per_image(hp)
+                eval_rate = runners["cnn_tf"].eval_rate(eval_x, eval_y)
+                train_seconds = DEFAULT_SPLIT["train"] / best["cnn_tf"]
+                eval_seconds = DEFAULT_SPLIT["validation"] / eval_rate
+                run.update({
+                    "eval_images_per_s": round(eval_rate, 1),
+                    "forward_mflops_per_image": round(flops / 1e6, 2),
+                    # a training step: forward, and backward at about twice the forward's work
+                    "train_fraction_of_matmul_peak": round(3 * flops * best["cnn_tf"] / peak, 3),
+                    "validation_share_of_epoch": round(eval_seconds / (train_seconds + eval_seconds), 4),
+                })
+                for other in ("keras", "torch"):
+                    if other in best:
+                        run[f"ratio_vs_{other}"] = round(best["cnn_tf"] / best[other], 2)
+            results["runs"].append(run)
+            print(json.dumps(run), flush=True)
+    if args.time_to_accuracy:
+        results["time_to_accuracy"] = {"target": args.target_accuracy}
+        for precision in args.precisions.split(","):
+            if precision == "mixed_bfloat16" and not cpu_has_bfloat16():  # train would fall back to float32
+                results["time_to_accuracy"][precision] = "not measured: this CPU has no bfloat16 instructions"
+            else:
+                results["time_to_accuracy"][precision] = time_to_accuracy(args.target_accuracy, precision)
+    return results
+
+
+def markdown(results):
+    m = results["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, bfloat16 instructions: "
+             f"{'yes' if m['bfloat16_instructions'] else 'no'}; TensorFlow {m['tensorflow']}, "
+             f"PyTorch {results['torch'] or 'not installed'}; batch {results['batch_size']}, "
+             f"best of {results['rounds']} alternating rounds of {results['steps']} steps after "
+             f"{results['warmup']} warm-up; float32 matmul peak measured {results['matmul_peak_gflops']} GFLOP/s.",
+             "",
+             "| model | precision | cnn_tf img/s | Keras fit img/s | PyTorch img/s | vs Keras | vs PyTorch | "
+             "eval img/s | fwd MFLOP/img | % of peak | validation share of epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["runs"]:
+        rate = r["images_per_s"]
+        precision = r["precision"] + (f" (emulated: no bf16 instructions; {r['steps']} steps, 1 round)"
+                                      if r["bfloat16_emulated"] else "")
+        cells = [f"`{r['model']}`", precision, rate.get("cnn_tf", "–"), rate.get("keras", "–"), rate.get("torch", "–"),
+                 f"{r['ratio_vs_keras']}×" if "ratio_vs_keras" in r else "–",
+                 f"{r['ratio_vs_torch']}×" if "ratio_vs_torch" in r else "–",
+                 r.get("eval_images_per_s", "–"), r.get("forward_mflops_per_image", "–"),
+                 f"{100 * r['train_fraction_of_matmul_peak']:.1f}%" if "train_fraction_of_matmul_peak" in r else "–",
+                 f"{100 * r['validation_share_of_epoch']:.1f}%" if "validation_share_of_epoch" in r else "–"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    tta = results.get("time_to_accuracy")
+    if tta:
+        lines.append("")
+        for precision, t in tta.items():
+            if precision == "target":
+                continue
+            if isinstance(t, dict) and t.get("seconds"):
+                t = (f"{t['seconds'] / 60:.1f} min ({t['epochs']} epochs, test accuracy {t['test_accuracy']:.4f}, "
+                     "from the start of the command)")
+            lines.append(f"- Time to {tta['target']} test accuracy, `three_conv` on the real Fashion-MNIST, "
+                         f"{precision}: {t}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    results = benchmark(args)
+    report(results, args.out, args.update_readme)
+
+
+def report(results, out, update_readme):
+    args = types.SimpleNamespace(out=out, update_readme=update_readme)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    table = markdown(results)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(table)
+    if args.update_readme:
+        readme = os.path.join(ROOT, "README.md")
+        text = open(readme).read()
+        begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{table}{end}", text, flags=re.S)
+        with open(readme, "w") as f:
+            f.write(text)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The benchmark's smoke test on tiny settings: it runs, measures each framework, and writes its
+report. No timing is asserted here (make test is not a benchmark); `make bench` measures."""
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, cli_env
+
+
+def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--models=lenet", "--precisions=float32",
+         "--frameworks=cnn_tf,keras,torch", "--steps=3", "--warmup=2", "--rounds=1", "--eval_images=500",
+         f"--out={tmp_path}"], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    results = json.load(open(tmp_path / "results.json"))
+    run = results["runs"][0]
+    assert run["model"] == "lenet" and run["precision"] == "float32"
+    assert run["images_per_s"]["cnn_tf"] > 0 and run["images_per_s"]["keras"] > 0
+    assert run["ratio_vs_keras"] > 0 and run["eval_images_per_s"] > 0
+    # LeNet's convolutions and fully connected layers alone are 27.7 MFLOP per image (2 per MAC).
+    conv_and_fc = 2 * (28 * 28 * 32 * 25 + 14 * 14 * 64 * 25 * 32 + 7 * 7 * 64 * 1024 + 1024 * 10) / 1e6
+    assert conv_and_fc < run["forward_mflops_per_image"] < conv_and_fc * 1.3
+    assert 0 < run["train_fraction_of_matmul_peak"] and 0 < run["validation_share_of_epoch"] < 1
+    assert results["matmul_peak_gflops"] > 0 and results["machine"]["cores"] >= 1
+    table = (tmp_path / "results.md").read_text()
+    assert "| `lenet` | float32 |" in table and "matmul peak measured" in table
