@@ -130,7 +130,7 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
                                                keep_prob=g.keep_prob, **extra)
             except InputSizeError as e:
                 raise UserError(f"--model={hp.model}: {e}") from e
-            g.logits = tf.cast(logits, tf.float32, name="logits")
+            g.logits = tf.identity(tf.cast(logits, tf.float32), name="logits")  # cast is a no-op in float32
             g.predictions = tf.argmax(g.logits, 1, name="predictions")
             # Softmax and log in one op: stable where the tutorial's log(softmax) went to inf.
             cross_entropy = tf.reduce_mean(

@@ -142,6 +142,7 @@ class Trainer:
         rollbacks, scale = self.sess.run([self.g.nan_rollbacks, self.g.learning_rate_scale])
         kept = f"the latest checkpoint {latest} is finite" if latest else "no checkpoint was written"
         if fv.on_nan == "stop" or rollbacks >= fv.max_nan_rollbacks:
+            self.close()  # the summaries up to the bad step show where it went wrong
             self.run_dir.write_status("failed", step)
             tried = f" after {rollbacks} rollbacks" if fv.on_nan == "rollback" else ""
             raise errors.TrainingDiverged(
