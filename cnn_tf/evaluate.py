@@ -106,12 +106,15 @@ def watch():
     def timed_out():
         return time.monotonic() - last_news > FLAGS.watch_timeout
 
-    while not os.path.isfile(os.path.join(FLAGS.checkpoint_dir, "flags.cfg")) and not \
-            os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(FLAGS.checkpoint_dir)), "flags.cfg")):
-        if timed_out():
-            raise errors.UserError(f"--checkpoint_dir={FLAGS.checkpoint_dir} got no flags.cfg in "
-                                   f"{FLAGS.watch_timeout:g} s; is training writing to it?")
-        time.sleep(FLAGS.watch_interval)
+    while True:  # the train dir may not exist yet: training may start after us
+        try:
+            TrainDir.find(FLAGS.checkpoint_dir)
+            break
+        except errors.UserError:
+            if timed_out():
+                raise errors.UserError(f"--checkpoint_dir={FLAGS.checkpoint_dir} got no flags.cfg in "
+                                       f"{FLAGS.watch_timeout:g} s; is training writing to it?") from None
+            time.sleep(FLAGS.watch_interval)
     run_dir, hp = load_run(FLAGS.checkpoint_dir)
     evaluator = Evaluator(run_dir, hp, FLAGS.split)
     done = set()
