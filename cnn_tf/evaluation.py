@@ -10,14 +10,13 @@ from cnn_tf.graph import TEST
 
 
 def evaluate_split(sess, g, images, labels, batch_size):
-    """Runs the model without dropout or gradients over every image once (the last batch may be
+    """Runs the inference tower (no dropout, no gradients) over every image once (the last batch may be
     partial); returns (metrics dict, serialized `test` summary)."""
     sess.run(g.eval_reset)
     g.pipeline.start(sess, images, labels, batch_size)
-    feed = {g.is_training: False}
     while True:
         try:
-            sess.run(g.eval_update, feed)
+            sess.run(g.eval_update)
         except tf.errors.OutOfRangeError:
             break
     metrics, summary = sess.run([g.eval_metrics, g.summaries[TEST]])

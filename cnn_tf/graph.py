@@ -1,9 +1,11 @@
 """Where the graph is built: input, model, loss, metrics, learning rate, train op, summaries.
 
-Everything lives in one explicit tf.Graph. Tensors a user may look up by name after
-`import_meta_graph`: placeholders `image`, `label`, `keep_prob`, `is_training` (all with defaults:
-training pulls from the in-graph input pipeline, evaluation and prediction feed them), and
-`logits`, `predictions`, `loss`, `accuracy`.
+Everything lives in one explicit tf.Graph, with the model built twice on the same variables: a
+training tower (batch statistics, dropout) that the train op and train summaries use, and an
+inference tower (moving averages, no dropout) for evaluation and prediction. Tensors a user may
+look up by name after `import_meta_graph`: placeholders `image`, `label`, `keep_prob` (with
+defaults: training pulls from the in-graph input pipeline, evaluation and prediction feed them),
+and the inference tower's `logits`, `predictions`, `loss`, `accuracy`.
 """
 import inspect
 import math
@@ -112,7 +114,6 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
         g.image = tf.compat.v1.placeholder_with_default(g.pipeline.images, [None, *image_shape], "image")
         g.label = tf.compat.v1.placeholder_with_default(g.pipeline.labels, [None], "label")
         g.keep_prob = tf.compat.v1.placeholder_with_default(float(hp.keep_prob), [], "keep_prob")
-        g.is_training = tf.compat.v1.placeholder_with_default(True, [], "is_training")
 
         with tf.compat.v1.device(model_device(hp)):
             options = dict(weight_decay=hp.weight_decay, use_batch_norm=hp.batch_norm, init_stddev=hp.init_stddev)
@@ -123,22 +124,29 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
             if "keep_prob_conv" in inspect.signature(net).parameters:  # four_conv's second dropout rate
                 extra["keep_prob_conv"] = tf.compat.v1.placeholder_with_default(
                     float(hp.keep_prob_conv), [], "keep_prob_conv")
-            try:
-                with arg_scope(arg_scopes_map[hp.model](**options)):
-                    logits, g.end_points = net(tf.cast(g.image, COMPUTE_DTYPES[precision]), num_classes,
-                                               is_training=g.is_training,
-                                               keep_prob=g.keep_prob, **extra)
-            except InputSizeError as e:
-                raise UserError(f"--model={hp.model}: {e}") from e
-            g.logits = tf.identity(tf.cast(logits, tf.float32), name="logits")  # cast is a no-op in float32
-            g.predictions = tf.argmax(g.logits, 1, name="predictions")
-            # Softmax and log in one op: stable where the tutorial's log(softmax) went to inf.
-            cross_entropy = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=g.label, logits=g.logits))
-            regularization = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
-            g.loss = tf.add(cross_entropy, tf.add_n(regularization) if regularization else 0.0, name="loss")
-            correct = tf.equal(g.predictions, g.label)
-            g.accuracy = tf.reduce_mean(tf.cast(correct, tf.float32), name="accuracy")
+
+            def tower(is_training):
+                try:
+                    with arg_scope(arg_scopes_map[hp.model](**options)):
+                        logits, end_points = net(tf.cast(g.image, COMPUTE_DTYPES[precision]), num_classes,
+                                                 is_training=is_training, keep_prob=g.keep_prob, **extra)
+                except InputSizeError as e:
+                    raise UserError(f"--model={hp.model}: {e}") from e
+                return _head(g, logits, end_points)
+
+            # Two towers on the same variables, as tensorpack builds them: training (batch statistics,
+            # dropout) and inference (moving averages, no dropout), each a plain graph with Python
+            # booleans. A tf.cond on an is_training tensor in every layer kept Grappler from fusing
+            # batch norm with its ReLU and put control flow into every step's gradients.
+            with tf.compat.v1.name_scope("training"):
+                g.train = tower(is_training=True)
+            with tf.compat.v1.name_scope("inference"), \
+                    tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
+                inference = tower(is_training=False)
+            g.logits, g.predictions, g.loss, g.accuracy, g.end_points = (
+                tf.identity(inference.logits, name="logits"), tf.identity(inference.predictions, name="predictions"),
+                tf.identity(inference.loss, name="loss"), tf.identity(inference.accuracy, name="accuracy"),
+                inference.end_points)
 
             _add_nan_rollback(g)
             g.learning_rate = tf.multiply(
@@ -148,9 +156,9 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
             if precision == "mixed_float16":  # float16 gradients underflow without a loss scale
                 optimizer = tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
             with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
-                g.train_op = optimizer.minimize(g.loss, g.global_step, name="train_op")
+                g.train_op = optimizer.minimize(g.train.loss, g.global_step, name="train_op")
 
-        _add_eval_totals(g, correct, num_classes)
+        _add_eval_totals(g, inference.correct, num_classes)
         _add_summaries(g)
         # Checked before every save: a checkpoint of NaN weights must never become the latest.
         g.all_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tf.compat.v1.global_variables()
@@ -160,6 +168,20 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
         g.init_op = tf.group(tf.compat.v1.global_variables_initializer(), g.local_init_op, name="init")
     graph.finalize()  # a graph op created by the loop would be a bug (and a slow leak)
     return g
+
+
+def _head(g, logits, end_points):
+    """A tower's logits (float32 whatever the compute precision), predictions, loss, accuracy."""
+    logits = tf.cast(logits, tf.float32)  # a no-op in float32
+    predictions = tf.argmax(logits, 1)
+    # Softmax and log in one op: stable where the tutorial's log(softmax) went to inf.
+    cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=g.label, logits=logits))
+    regularization = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
+    loss = tf.add(cross_entropy, tf.add_n(regularization) if regularization else 0.0)
+    correct = tf.equal(predictions, g.label)
+    accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
+    return types.SimpleNamespace(logits=logits, predictions=predictions, loss=loss, correct=correct,
+                                 accuracy=accuracy, end_points=end_points)
 
 
 def _add_nan_rollback(g):
@@ -214,13 +236,13 @@ def _add_summaries(g):
     """Three collections, as in the tutorial: `train` every few steps, `test` after each
     evaluation pass (from the totals), `per_epoch_train` (histograms, images) once an epoch."""
     with tf.compat.v1.name_scope("summaries"):
-        for tag, value in (("loss", g.loss), ("accuracy", g.accuracy),
+        for tag, value in (("loss", g.train.loss), ("accuracy", g.train.accuracy),
                            ("global_step", tf.cast(g.global_step, tf.float32)),
                            ("learning_rate", g.learning_rate)):
             _scalar(tag, value, TRAIN)
         _scalar("loss", g.eval_metrics["loss"], TEST)
         _scalar("accuracy", g.eval_metrics["accuracy"], TEST)
-        for name, x in g.end_points.items():
+        for name, x in g.train.end_points.items():  # the training tower's: they ride on a train step
             _scalar("sparsity/" + name, tf.nn.zero_fraction(x), TRAIN)
             _scalar("sparsity/" + name, g.eval_sparsity[name], TEST)
             tf.compat.v1.add_to_collection(

@@ -59,7 +59,7 @@ def run_epoch(sess, g, writer, step, num_steps, batch_size, summary_every_n_step
     started = time.perf_counter()
     result = types.SimpleNamespace(step=step, steps=0, loss=0.0, accuracy=0.0, bad_loss=None)
     for i in range(num_steps):
-        fetches = {"train": g.train_op, "loss": g.loss, "accuracy": g.accuracy}
+        fetches = {"train": g.train_op, "loss": g.train.loss, "accuracy": g.train.accuracy}
         if (step + 1) % summary_every_n_steps == 0:
             fetches["summary"] = g.summaries[TRAIN]
         if i == num_steps - 1:

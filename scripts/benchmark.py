@@ -7,7 +7,8 @@ batch, optimizer and precision, measured in one run on this machine (`make bench
 For each model and precision, the frameworks take turns, `--rounds` times (so a slow spell of a
 shared machine hits them all alike), each timing `--steps` training steps after `--warmup`:
 - cnn_tf: the real code path, `cnn_tf.train.run_epoch` on the graph `build_graph` makes from the
-  model's config, with its default summaries and a live progress bar (written to /dev/null);
+  model's config, with its default summaries and a live progress bar (written to /dev/null); and
+  the same graph's bare step (sess.run(train_op) alone), so the loop's own cost shows;
 - Keras: `keras.Model.fit` (verbose=0), timed from the end of the warm-up batches by a callback;
 - PyTorch: the usual loop (zero_grad, forward, backward, step, loss.item()), if torch is installed.
 The best round of each counts. It also reports cnn_tf's evaluation images/s, the forward FLOPs
@@ -101,6 +102,17 @@ class CnnTf:
         started = time.perf_counter()
         self.step = run_epoch(self.sess, g, self.writer, self.step, steps, hp.batch_size,
                               hp.summary_every_n_steps, bar, stop).step
+        return steps * hp.batch_size / (time.perf_counter() - started)
+
+    def bare_rate(self, warmup, steps):
+        """The graph alone: sess.run(train_op) in a loop, no fetches, summaries or progress bar. What
+        the loop adds to it is the framework's own cost."""
+        g, hp = self.g, self.hp
+        g.pipeline.start(self.sess, self.x, self.y, hp.batch_size)
+        for i in range(warmup + steps):
+            if i == warmup:
+                started = time.perf_counter()
+            self.sess.run(g.train_op)
         return steps * hp.batch_size / (time.perf_counter() - started)
 
     def eval_rate(self, images, labels):
@@ -293,10 +305,12 @@ def benchmark(args):
             if "cnn_tf" in frameworks:
                 runners["cnn_tf"] = CnnTf(hp, x, y)
             rates = {name: [] for name in frameworks}
+            bare = []
             for _ in range(rounds):  # alternate, so a noisy spell hits every framework
                 for name in frameworks:
                     if name == "cnn_tf":
                         rates[name].append(runners["cnn_tf"].train_rate(args.warmup, steps))
+                        bare.append(runners["cnn_tf"].bare_rate(args.warmup, steps))
                     elif name == "keras":
                         rates[name].append(keras_rate(keras_model(model, precision, hp), x, y, args.batch_size,
                                                       args.warmup, steps))
@@ -313,6 +327,8 @@ def benchmark(args):
                 train_seconds = DEFAULT_SPLIT["train"] / best["cnn_tf"]
                 eval_seconds = DEFAULT_SPLIT["validation"] / eval_rate
                 run.update({
+                    "bare_step_images_per_s": round(max(bare), 1),
+                    "loop_share_of_bare_step": round(best["cnn_tf"] / max(bare), 3),
                     "eval_images_per_s": round(eval_rate, 1),
                     "forward_mflops_per_image": round(flops / 1e6, 2),
                     # a training step: forward, and backward at about twice the forward's work
@@ -343,8 +359,9 @@ def markdown(results):
              f"{results['warmup']} warm-up; float32 matmul peak measured {results['matmul_peak_gflops']} GFLOP/s.",
              "",
              "| model | precision | cnn_tf img/s | Keras fit img/s | PyTorch img/s | vs Keras | vs PyTorch | "
-             "eval img/s | fwd MFLOP/img | % of peak | validation share of epoch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "bare graph step img/s | loop / bare | eval img/s | fwd MFLOP/img | % of peak | "
+             "validation share of epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         rate = r["images_per_s"]
         precision = r["precision"] + (f" (emulated: no bf16 instructions; {r['steps']} steps, 1 round)"
@@ -352,6 +369,8 @@ def markdown(results):
         cells = [f"`{r['model']}`", precision, rate.get("cnn_tf", "–"), rate.get("keras", "–"), rate.get("torch", "–"),
                  f"{r['ratio_vs_keras']}×" if "ratio_vs_keras" in r else "–",
                  f"{r['ratio_vs_torch']}×" if "ratio_vs_torch" in r else "–",
+                 r.get("bare_step_images_per_s", "–"),
+                 f"{100 * r['loop_share_of_bare_step']:.0f}%" if "loop_share_of_bare_step" in r else "–",
                  r.get("eval_images_per_s", "–"), r.get("forward_mflops_per_image", "–"),
                  f"{100 * r['train_fraction_of_matmul_peak']:.1f}%" if "train_fraction_of_matmul_peak" in r else "–",
                  f"{100 * r['validation_share_of_epoch']:.1f}%" if "validation_share_of_epoch" in r else "–"]

@@ -18,6 +18,7 @@ def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     assert run["model"] == "lenet" and run["precision"] == "float32"
     assert run["images_per_s"]["cnn_tf"] > 0 and run["images_per_s"]["keras"] > 0
     assert run["ratio_vs_keras"] > 0 and run["eval_images_per_s"] > 0
+    assert run["bare_step_images_per_s"] > 0 and run["loop_share_of_bare_step"] > 0
     # LeNet's convolutions and fully connected layers alone are 27.7 MFLOP per image (2 per MAC).
     conv_and_fc = 2 * (28 * 28 * 32 * 25 + 14 * 14 * 64 * 25 * 32 + 7 * 7 * 64 * 1024 + 1024 * 10) / 1e6
     assert conv_and_fc < run["forward_mflops_per_image"] < conv_and_fc * 1.3

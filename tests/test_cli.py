@@ -114,8 +114,7 @@ def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
         image = graph.get_tensor_by_name("image:0")
         label = graph.get_tensor_by_name("label:0")
         accuracy = graph.get_tensor_by_name("accuracy:0")
-        is_training = graph.get_tensor_by_name("is_training:0")
-        value = sess.run(accuracy, {image: images / 255.0, label: labels, is_training: False})
+        value = sess.run(accuracy, {image: images / 255.0, label: labels})
     assert abs(value - printed_accuracy(train_result.stdout)) < 5e-4
 
 

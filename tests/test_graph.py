@@ -35,17 +35,38 @@ def summary_tags(serialized):
 
 def test_named_tensors_can_be_looked_up():
     g = build_graph(hparams(), (28, 28, 1), 10, 1000)
-    for name in ("image", "label", "keep_prob", "is_training", "logits", "predictions", "loss", "accuracy"):
+    for name in ("image", "label", "keep_prob", "logits", "predictions", "loss", "accuracy"):
         assert g.graph.get_tensor_by_name(name + ":0") is not None
     assert g.graph.get_tensor_by_name("image:0").shape.as_list() == [None, 28, 28, 1]
     assert g.graph.get_tensor_by_name("label:0").dtype == tf.int64
+
+
+def test_two_towers_share_the_variables_and_hold_no_control_flow():
+    g = build_graph(hparams(), (28, 28, 1), 10, 1000)
+    ops = g.graph.get_operations()
+    towers = [op for op in ops if op.name.startswith(("training/", "inference/", "gradients/"))]
+    assert len(towers) > 100
+    assert not [op.name for op in towers if op.type in ("If", "StatelessIf", "Switch", "Merge")]
+    names = [v.op.name for v in g.graph.get_collection("variables")]
+    assert len(names) == len(set(names)) and not [n for n in names if n.startswith(("training/", "inference/"))]
+    assert len([n for n in names if n.endswith("weights")]) == 4  # lenet: conv1, conv2, fc3, fc4
+    assert g.train.end_points.keys() == g.end_points.keys()  # the same summary tags from either tower
+    # Only the training tower draws dropout masks and updates the batch norm averages.
+    random = {op.name.split("/")[0] for op in ops if op.type.startswith("StatelessRandom")}
+    assert random == {"training"}
+    sess = session(g)
+    images, labels = batch(64)
+    feed = {g.image: images / 255.0, g.label: labels}
+    first, second = sess.run(g.logits, feed), sess.run(g.logits, feed)
+    np.testing.assert_array_equal(first, second)  # inference: no dropout, no batch statistics
+    assert not np.array_equal(sess.run(g.train.logits, feed), first)
 
 
 def test_weight_decay_reaches_the_loss():
     g = build_graph(hparams(weight_decay=0.01, batch_norm=False), (28, 28, 1), 10, 1000)
     sess = session(g)
     images, labels = batch()
-    feed = {g.image: images / 255.0, g.label: labels, g.is_training: False}
+    feed = {g.image: images / 255.0, g.label: labels}
     loss, logits = sess.run([g.loss, g.logits], feed)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -75,7 +96,7 @@ def test_train_op_steps_updates_batch_norm_and_learns():
     images, labels = batch(256, seed=1)
     moving_mean = [v for v in g.graph.get_collection("variables") if v.op.name == "lenet/conv1/BatchNorm/moving_mean"][0]
     g.pipeline.start(sess, images, labels, 64)
-    first = sess.run(g.loss, {g.is_training: False, g.image: images / 255.0, g.label: labels})
+    first = sess.run(g.loss, {g.image: images / 255.0, g.label: labels})
     for _ in range(4):
         sess.run(g.train_op)
     assert sess.run(g.global_step) == 4
@@ -84,7 +105,7 @@ def test_train_op_steps_updates_batch_norm_and_learns():
         g.pipeline.start(sess, images, labels, 64)
         for _ in range(4):
             sess.run(g.train_op)
-    last = sess.run(g.loss, {g.is_training: False, g.image: images / 255.0, g.label: labels})
+    last = sess.run(g.loss, {g.image: images / 255.0, g.label: labels})
     assert last < first * 0.5
 
 
@@ -93,7 +114,7 @@ def test_evaluation_counts_every_image_once_with_a_partial_batch():
     sess = session(g)
     images, labels = batch(103, seed=2)
     metrics, summary = evaluate_split(sess, g, images, labels, 25)
-    predictions = sess.run(g.predictions, {g.image: images / 255.0, g.is_training: False})
+    predictions = sess.run(g.predictions, {g.image: images / 255.0})
     assert metrics["count"] == 103
     assert metrics["confusion"].sum() == 103
     assert metrics["accuracy"] == pytest.approx((predictions == labels).mean(), abs=1e-6)
@@ -127,7 +148,7 @@ def test_per_class_metrics():
 def test_device_gpu_pins_the_model_and_falls_back_with_soft_placement():
     hp = hparams(device="gpu")
     g = build_graph(hp, (28, 28, 1), 10, 1000)
-    conv = g.graph.get_operation_by_name("lenet/conv1/Conv2D")
+    conv = g.graph.get_operation_by_name("training/lenet/conv1/Conv2D")
     assert conv.device.lower().endswith("gpu:0")
     sess = tf.compat.v1.Session(graph=g.graph, config=config.session_config(hp))
     sess.run(g.init_op)
@@ -142,7 +163,7 @@ def test_mixed_precision_computes_low_keeps_float32_weights_and_loss_and_learns(
     hp = hparams(batch_norm=True, precision=precision, keep_prob=0.9, weight_decay=0)
     g = build_graph(hp, (28, 28, 1), 10, 1000, precision=precision)
     with g.graph.as_default():
-        conv = g.graph.get_operation_by_name("lenet/conv1/Conv2D")
+        conv = g.graph.get_operation_by_name("training/lenet/conv1/Conv2D")
         variables = tf.compat.v1.global_variables()
     assert conv.inputs[0].dtype == dtype  # the layers compute in the low precision
     assert all(v.dtype.base_dtype in (tf.float32, tf.int64) for v in variables)  # float32 master weights

@@ -79,6 +79,8 @@ def batch_norm(inputs, is_training=True, decay=0.99, epsilon=1e-3, scope="BatchN
                 inputs, gamma, beta, mean=mean, variance=variance, epsilon=epsilon, is_training=False)[0]
             return outputs, moving_mean.read_value(), moving_var.read_value()
 
+        if is_training is False:  # an inference tower: nothing to update
+            return inference()[0]
         outputs, new_mean, new_var = _smart_cond(is_training, training, inference)
         # In inference the branch hands back the stored averages, so these updates change nothing.
         for op in (moving_mean.assign(new_mean), moving_var.assign(new_var),
@@ -197,11 +199,15 @@ def conv_arg_scope(weight_decay=0.0, use_batch_norm=False, weights_initializer="
 def model_scope(scope, default_name, images, is_training):
     """A model's variable scope, in which conv2d, max_pool2d and dropout add their outputs to the
     yielded end points dict and know `is_training`. Yields (variable scope, end points)."""
+    tower = tf.compat.v1.get_default_graph().get_name_scope()
     with tf.compat.v1.variable_scope(scope, default_name, [images]) as sc:
         end_points = {}
         with arg_scope([conv2d, max_pool2d, dropout], outputs_collections=end_points), \
                 arg_scope([conv2d, dropout], is_training=is_training):
             yield sc, end_points
+    if tower:  # built in a tower's name scope (training/, inference/): the same keys in every tower
+        for key in list(end_points):
+            end_points[key.removeprefix(tower + "/")] = end_points.pop(key)
 
 
 def squeeze_logits(net, sc, end_points, layer):
