@@ -7,7 +7,7 @@ FLAGS ?=
 PYTEST_ARGS ?=
 
 BENCH_VENV ?= .venv-bench
-BENCH_ARGS ?= --time_to_accuracy --update_readme
+BENCH_ARGS ?= --time_to_accuracy --update_readme --rounds=5
 
 .PHONY: install data train evaluate test bench tensorboard clean
 
