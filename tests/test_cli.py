@@ -136,11 +136,17 @@ def test_second_train_resumes_from_the_last_global_step(trained, tmp_path, data_
 
 
 def test_device_gpu_trains_on_a_machine_without_one(tmp_path, data_dir):
+    """A GPU user's flags, float16 included, on this GPU-less machine: both fall back, the run finishes."""
     train_dir = str(tmp_path / "gpu")
-    result = run_cli("train", *small_run_flags(data_dir, train_dir, "--device=gpu", "--num_epochs=1"))
+    result = run_cli("train", *small_run_flags(data_dir, train_dir, "--device=gpu", "--num_epochs=1",
+                                               "--precision=mixed_float16"))
     assert result.returncode == 0, result.stderr
     assert printed_accuracy(result.stdout) > 0.3
-    assert "--device=gpu" in open(os.path.join(train_dir, "flags.cfg")).read()
+    assert "warning: --precision=mixed_float16 needs a GPU (--device=gpu here has none); computing in float32" \
+        in result.stderr
+    flags_cfg = open(os.path.join(train_dir, "flags.cfg")).read()
+    assert "--device=gpu" in flags_cfg and "--precision=mixed_float16" in flags_cfg  # as asked, for a GPU resume
+    assert "Traceback" not in result.stderr
 
 
 def test_verbosity_debug_shows_the_traceback(tmp_path):
