@@ -101,6 +101,16 @@ def save(sess, g, prefix, step, max_to_keep):
     return path
 
 
+def _lacks_any(path, variables):
+    if not variables:
+        return False
+    try:
+        saved = dict(tf.train.list_variables(path))
+    except (tf.errors.OpError, ValueError):
+        return False  # check_compatible says what is wrong with the file
+    return any(v.op.name not in saved for v in variables)
+
+
 def check_compatible(path, variables):
     """Compares names and shapes before restoring, so a mismatch names the variable and both shapes
     (Saver.restore would print a page of C++ error instead)."""
@@ -121,15 +131,19 @@ def check_compatible(path, variables):
 
 
 def restore(sess, g, path):
-    """Restores every saved variable of graph `g` from `path`; returns the global step."""
+    """Restores every saved variable of graph `g` from `path`; returns the global step. A float16
+    run's loss scale starts afresh when the checkpoint has none (it was written in float32)."""
     with g.graph.as_default():
         variables = tf.compat.v1.global_variables()
-    check_compatible(path, variables)
+    fresh = {v.op.name for v in g.loss_scale_variables} if _lacks_any(path, g.loss_scale_variables) else set()
+    check_compatible(path, [v for v in variables if v.op.name not in fresh])
     try:
         with g.graph.as_default():  # Saver works on the default graph
-            g.saver.restore(sess, path)
+            (g.saver_without_loss_scale if fresh else g.saver).restore(sess, path)
     except tf.errors.OpError as e:
         raise UserError(f"cannot restore checkpoint {path}: {e.message.splitlines()[0]}; it is corrupt: "
                         "delete its files to fall back to the one before") from e
+    if fresh:
+        sess.run(g.init_loss_scale)
     sess.run(g.local_init_op)
     return int(sess.run(g.global_step))

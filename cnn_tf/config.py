@@ -157,10 +157,10 @@ def save_flags(fv, path):
 
 # Flags a resumed run must share with the run that wrote the checkpoints: they fix the graph's
 # variables, the data, or the order the data is seen in. The rest (--num_epochs, the learning
-# rate, where the data is, ...) may change between runs.
+# rate, where the data is, --precision, ...) may change between runs.
 RESUME_MUST_MATCH = ("dataset", "model", "batch_norm", "batch_size", "seed", "validation_size",
                      "optimizer", "weights_initializer", "image_size", "class_names", "validation_fraction",
-                     "test_fraction", "normalization", "precision")
+                     "test_fraction", "normalization")
 
 
 def check_resume(fv, path):

@@ -153,8 +153,12 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
                 learning_rate_schedule(hp, g.global_step, num_train_examples, num_replicas),
                 g.learning_rate_scale, name="scaled_learning_rate")
             optimizer = make_optimizer(hp, g.learning_rate)
+            before = {v.op.name for v in tf.compat.v1.global_variables()}
             if precision == "mixed_float16":  # float16 gradients underflow without a loss scale
                 optimizer = tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
+            # The dynamic loss scale's state: a checkpoint written in float32 (on a CPU, say, where
+            # float16 falls back) lacks it, and a fresh scale is right for a run moving to a GPU.
+            g.loss_scale_variables = [v for v in tf.compat.v1.global_variables() if v.op.name not in before]
             with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
                 g.train_op = optimizer.minimize(g.train.loss, g.global_step, name="train_op")
 
@@ -164,6 +168,10 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
         g.all_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tf.compat.v1.global_variables()
                                       if v.dtype.base_dtype.is_floating], name="all_finite")
         g.saver = tf.compat.v1.train.Saver(max_to_keep=hp.max_num_checkpoint, save_relative_paths=True)
+        if g.loss_scale_variables:  # restores a checkpoint without them; they start afresh
+            g.saver_without_loss_scale = tf.compat.v1.train.Saver(
+                [v for v in tf.compat.v1.global_variables() if v not in g.loss_scale_variables])
+            g.init_loss_scale = tf.compat.v1.variables_initializer(g.loss_scale_variables)
         g.local_init_op = tf.compat.v1.local_variables_initializer()
         g.init_op = tf.group(tf.compat.v1.global_variables_initializer(), g.local_init_op, name="init")
     graph.finalize()  # a graph op created by the loop would be a bug (and a slow leak)

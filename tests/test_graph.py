@@ -192,3 +192,47 @@ def test_precision_falls_back_to_float32_with_a_warning_where_the_hardware_lacks
     monkeypatch.setattr(graph, "cpu_has_bfloat16", lambda: True)
     assert graph.effective_precision(hparams(precision="mixed_bfloat16")) == "mixed_bfloat16"
     assert graph.effective_precision(hparams(precision="float32")) == "float32"
+
+
+def test_checkpoints_move_between_float32_and_float16_runs(tmp_path):
+    """A run trained where float16 fell back to float32 (a CPU) resumes as a float16 run on a GPU: its
+    loss scale starts afresh, every other variable comes from the checkpoint; and back again."""
+    from cnn_tf import checkpoints
+
+    images, labels = batch(128)
+
+    def trained(precision, path, restore_from=None):
+        g = build_graph(hparams(precision=precision), (28, 28, 1), 10, 1000, precision=precision)
+        sess = session(g)
+        if restore_from:
+            assert checkpoints.restore(sess, g, restore_from) == 3
+        g.pipeline.start(sess, images, labels, 32)
+        for _ in range(3):
+            sess.run(g.train_op)
+        with g.graph.as_default():
+            values = {v.op.name: sess.run(v) for v in tf.compat.v1.global_variables()}
+            saved = g.saver.save(sess, str(path), global_step=g.global_step)
+        return saved, values
+
+    float32_path, float32_values = trained("float32", tmp_path / "f32")
+    g = build_graph(hparams(precision="mixed_float16"), (28, 28, 1), 10, 1000, precision="mixed_float16")
+    sess = session(g)
+    assert checkpoints.restore(sess, g, float32_path) == 3
+    with g.graph.as_default():
+        restored = {v.op.name: sess.run(v) for v in tf.compat.v1.global_variables()}
+    assert restored["current_loss_scale"] == 2.0 ** 15 and restored["good_steps"] == 0  # fresh
+    for name, value in float32_values.items():
+        np.testing.assert_array_equal(restored[name], value, err_msg=name)
+
+    # trains on as float16 from there (a step whose scaled gradients overflow is skipped and does not
+    # count), and its checkpoint, loss scale and all, restores in float32
+    float16_path, float16_values = trained("mixed_float16", tmp_path / "f16", restore_from=float32_path)
+    assert 4 <= float16_values["global_step"] <= 6 and float16_values["good_steps"] >= 1
+    g = build_graph(hparams(), (28, 28, 1), 10, 1000, precision="float32")
+    sess = session(g)
+    assert checkpoints.restore(sess, g, float16_path) == float16_values["global_step"]
+    with g.graph.as_default():
+        restored = {v.op.name: sess.run(v) for v in tf.compat.v1.global_variables()}
+    assert "current_loss_scale" not in restored
+    for name, value in restored.items():
+        np.testing.assert_array_equal(value, float16_values[name], err_msg=name)
