@@ -84,7 +84,13 @@ def save(sess, g, prefix, step, max_to_keep):
     try:
         with g.graph.as_default():  # Saver works on the default graph
             g.saver.save(sess, prefix, global_step=step, write_meta_graph=False, write_state=False)
-            g.saver.export_meta_graph(path + ".meta.tmp")
+            meta_graph = g.saver.export_meta_graph()
+        # No device pins (clear_devices=True would edit the finalized graph): a run trained on a GPU
+        # must restore by name on a machine without one.
+        for node in meta_graph.graph_def.node:
+            node.device = ""
+        with open(path + ".meta.tmp", "wb") as f:
+            f.write(meta_graph.SerializeToString())
         os.replace(path + ".meta.tmp", path + ".meta")
         kept = [p for p in previous if p != path][-(max_to_keep - 1):] if max_to_keep > 1 else []
         _write_state(checkpoint_dir, kept + [path])

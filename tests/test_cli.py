@@ -104,8 +104,8 @@ def test_evaluate_a_chosen_checkpoint_and_split_from_checkpoints_dir(trained):
     assert metrics["global_step"] == STEPS_PER_EPOCH and metrics["split"] == "validation"
 
 
-def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
-    train_dir, train_result = trained
+def accuracy_restored_by_tensor_name(train_dir, data_dir):
+    """The README's recipe, in a plain Session (no soft placement): meta graph, restore, feed by name."""
     latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
     images, labels = load_dataset("mnist", data_dir=data_dir, validation_size=200).split("test")
     with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
@@ -114,7 +114,12 @@ def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
         image = graph.get_tensor_by_name("image:0")
         label = graph.get_tensor_by_name("label:0")
         accuracy = graph.get_tensor_by_name("accuracy:0")
-        value = sess.run(accuracy, {image: images / 255.0, label: labels})
+        return sess.run(accuracy, {image: images / 255.0, label: labels})
+
+
+def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
+    train_dir, train_result = trained
+    value = accuracy_restored_by_tensor_name(train_dir, data_dir)
     assert abs(value - printed_accuracy(train_result.stdout)) < 5e-4
 
 
@@ -148,6 +153,9 @@ def test_device_gpu_trains_on_a_machine_without_one(tmp_path, data_dir):
     flags_cfg = open(os.path.join(train_dir, "flags.cfg")).read()
     assert "--device=gpu" in flags_cfg and "--precision=mixed_float16" in flags_cfg  # as asked, for a GPU resume
     assert "Traceback" not in result.stderr
+    # trained for a GPU, predicted on a laptop: the meta graph pins no device
+    value = accuracy_restored_by_tensor_name(train_dir, data_dir)
+    assert abs(value - printed_accuracy(result.stdout)) < 5e-4
 
 
 def test_verbosity_debug_shows_the_traceback(tmp_path):
