@@ -107,33 +107,28 @@ def save(sess, g, prefix, step, max_to_keep):
     return path
 
 
-def _lacks_any(path, variables):
-    if not variables:
-        return False
-    try:
-        saved = dict(tf.train.list_variables(path))
-    except (tf.errors.OpError, ValueError):
-        return False  # check_compatible says what is wrong with the file
-    return any(v.op.name not in saved for v in variables)
-
-
-def check_compatible(path, variables):
+def check_compatible(path, variables, optional=()):
     """Compares names and shapes before restoring, so a mismatch names the variable and both shapes
-    (Saver.restore would print a page of C++ error instead)."""
+    (Saver.restore would print a page of C++ error instead). Returns whether any of the `optional`
+    variables is missing from the checkpoint."""
     try:
         saved = dict(tf.train.list_variables(path))
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"cannot read checkpoint {path}: {getattr(e, 'message', e)}; it is corrupt or "
                         "incomplete: delete its files to fall back to the one before, or pass another "
                         "--checkpoint_path") from e
+    optional = {v.op.name for v in optional}
     for var in variables:
         name, shape = var.op.name, var.shape.as_list()
         if name not in saved:
+            if name in optional:
+                continue
             raise UserError(f"checkpoint {path} has no variable {name}: it was written by another model "
                             "(check --model and the train dir)")
         if list(saved[name]) != shape:
             raise UserError(f"checkpoint {path} holds {name} with shape {list(saved[name])}, the model built "
                             f"here has {shape}: another model, dataset or class count wrote it")
+    return any(name not in saved for name in optional)
 
 
 def restore(sess, g, path):
@@ -141,8 +136,7 @@ def restore(sess, g, path):
     run's loss scale starts afresh when the checkpoint has none (it was written in float32)."""
     with g.graph.as_default():
         variables = tf.compat.v1.global_variables()
-    fresh = {v.op.name for v in g.loss_scale_variables} if _lacks_any(path, g.loss_scale_variables) else set()
-    check_compatible(path, [v for v in variables if v.op.name not in fresh])
+    fresh = check_compatible(path, variables, optional=g.loss_scale_variables)
     try:
         with g.graph.as_default():  # Saver works on the default graph
             (g.saver_without_loss_scale if fresh else g.saver).restore(sess, path)
