@@ -89,9 +89,7 @@ def save(sess, g, prefix, step, max_to_keep):
         # must restore by name on a machine without one.
         for node in meta_graph.graph_def.node:
             node.device = ""
-        with open(path + ".meta.tmp", "wb") as f:
-            f.write(meta_graph.SerializeToString())
-        os.replace(path + ".meta.tmp", path + ".meta")
+        write_atomic(path + ".meta", meta_graph.SerializeToString())
         kept = [p for p in previous if p != path][-(max_to_keep - 1):] if max_to_keep > 1 else []
         _write_state(checkpoint_dir, kept + [path])
     except (tf.errors.OpError, OSError) as e:

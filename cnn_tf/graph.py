@@ -169,8 +169,9 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
                                       if v.dtype.base_dtype.is_floating], name="all_finite")
         g.saver = tf.compat.v1.train.Saver(max_to_keep=hp.max_num_checkpoint, save_relative_paths=True)
         if g.loss_scale_variables:  # restores a checkpoint without them; they start afresh
+            loss_scale = {v.op.name for v in g.loss_scale_variables}  # by name: `in` would compare tensors
             g.saver_without_loss_scale = tf.compat.v1.train.Saver(
-                [v for v in tf.compat.v1.global_variables() if v not in g.loss_scale_variables])
+                [v for v in tf.compat.v1.global_variables() if v.op.name not in loss_scale])
             g.init_loss_scale = tf.compat.v1.variables_initializer(g.loss_scale_variables)
         g.local_init_op = tf.compat.v1.local_variables_initializer()
         g.init_op = tf.group(tf.compat.v1.global_variables_initializer(), g.local_init_op, name="init")

@@ -64,11 +64,12 @@ class TrainDir:
 
 
 def write_atomic(path, text):
-    """Writes `text` to `path` through a temporary file, so a crash leaves the old file or the new."""
+    """Writes `text` (str or bytes) to `path` through a temporary file, so a crash leaves the old
+    file or the new."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -201,6 +201,11 @@ def test_checkpoints_move_between_float32_and_float16_runs(tmp_path):
 
     images, labels = batch(128)
 
+    def values(g, sess):
+        with g.graph.as_default():
+            variables = tf.compat.v1.global_variables()
+        return dict(zip([v.op.name for v in variables], sess.run(variables)))
+
     def trained(precision, path, restore_from=None):
         g = build_graph(hparams(precision=precision), (28, 28, 1), 10, 1000, precision=precision)
         sess = session(g)
@@ -210,16 +215,14 @@ def test_checkpoints_move_between_float32_and_float16_runs(tmp_path):
         for _ in range(3):
             sess.run(g.train_op)
         with g.graph.as_default():
-            values = {v.op.name: sess.run(v) for v in tf.compat.v1.global_variables()}
             saved = g.saver.save(sess, str(path), global_step=g.global_step)
-        return saved, values
+        return saved, values(g, sess)
 
     float32_path, float32_values = trained("float32", tmp_path / "f32")
     g = build_graph(hparams(precision="mixed_float16"), (28, 28, 1), 10, 1000, precision="mixed_float16")
     sess = session(g)
     assert checkpoints.restore(sess, g, float32_path) == 3
-    with g.graph.as_default():
-        restored = {v.op.name: sess.run(v) for v in tf.compat.v1.global_variables()}
+    restored = values(g, sess)
     assert restored["current_loss_scale"] == 2.0 ** 15 and restored["good_steps"] == 0  # fresh
     for name, value in float32_values.items():
         np.testing.assert_array_equal(restored[name], value, err_msg=name)
@@ -231,8 +234,7 @@ def test_checkpoints_move_between_float32_and_float16_runs(tmp_path):
     g = build_graph(hparams(), (28, 28, 1), 10, 1000, precision="float32")
     sess = session(g)
     assert checkpoints.restore(sess, g, float16_path) == float16_values["global_step"]
-    with g.graph.as_default():
-        restored = {v.op.name: sess.run(v) for v in tf.compat.v1.global_variables()}
+    restored = values(g, sess)
     assert "current_loss_scale" not in restored
     for name, value in restored.items():
         np.testing.assert_array_equal(value, float16_values[name], err_msg=name)
