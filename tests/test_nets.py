@@ -204,3 +204,30 @@ def test_each_model_has_its_tutorials_initializer(model, initializer):
     graph, _ = build(fn)
     ops = {op.type for op in graph.get_operations() if op.name.startswith(f"{model}/conv1/weights/Initializer")}
     assert initializer in ops
+
+
+def test_network_factory_enters_the_arg_scope_and_passes_model_options():
+    from cnn_tf.nets import get_network_fn, model_options
+
+    assert model_options("four_conv") == ("keep_prob_conv",) and model_options("lenet") == ()
+
+    def fn():
+        network_fn = get_network_fn("four_conv", 3, weight_decay=1e-3, use_batch_norm=True,
+                                    weights_initializer="xavier", keep_prob_conv=0.25)
+        assert network_fn.default_image_size == 224
+        return network_fn(tf.compat.v1.placeholder(tf.float32, [None, 16, 16, 3]), is_training=True)
+
+    graph, (logits, end_points) = build(fn)
+    assert logits.shape.as_list() == [None, 3]
+    names = {v.op.name for v in graph.get_collection("variables")}
+    assert "four_conv/conv1/BatchNorm/moving_mean" in names  # the scope's batch norm
+    assert len(graph.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)) == 6  # its weight decay
+    ops = {op.type for op in graph.get_operations() if op.name.startswith("four_conv/conv1/weights/Initializer")}
+    assert "RandomUniform" in ops  # xavier overrides the model's truncated normal
+    rates = [op for op in graph.get_operations() if op.name.startswith("four_conv/dropout2/")
+             and op.type == "Const" and op.get_attr("value").float_val == [0.75]]
+    assert rates  # keep_prob_conv=0.25 reached the conv dropout (rate 0.75)
+    with pytest.raises(ValueError, match="model lenet takes no option.* keep_prob_conv"):
+        get_network_fn("lenet", 10, keep_prob_conv=0.5)
+    with pytest.raises(ValueError, match="unknown model 'resnet9'"):
+        get_network_fn("resnet9", 10)
