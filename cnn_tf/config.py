@@ -1,10 +1,16 @@
-"""The flags both CLIs share, their checks, and the train dir's flags.cfg (the effective flags).
+"""Every flag of every CLI, defined once, as the fields of frozen dataclasses.
 
-`define_train_flags` defines every flag that shapes a run. `train` writes them to
-`<train_dir>/flags.cfg`; `evaluate` parses that file into a FlagValues of its own with the same
-definitions, so the graph it rebuilds is the one that was trained.
+`RunConfig` is a training run: the CLI edge turns absl's flags into one (`from_flags`), and the
+data layer, the graph builder and the loop take it, so each can be built and tested without absl
+(`RunConfig(model="three_conv", batch_size=32)`). Each field says its flag's group (for --help),
+whether it is saved in `<train_dir>/flags.cfg`, whether a resumed run must give the same value,
+and whether `evaluate` may override the saved value (where data is, how the graph runs).
+`EvaluateOptions` holds the flags only `evaluate` has. Flags are defined on a FlagValues only when
+a CLI starts (`define_flags`), so every CLI module can be imported in one process.
 """
+import dataclasses
 import os
+import typing
 
 from absl import flags
 import tensorflow as tf
@@ -15,168 +21,282 @@ from cnn_tf.nets import nets_map
 from cnn_tf.nets.layers import INITIALIZERS
 from cnn_tf.traindir import write_atomic
 
+DATA, MODEL, OPTIMIZATION, OUTPUT, RUNTIME, EVALUATION = (
+    "data", "model", "optimization", "output", "runtime", "evaluation")
+GROUPS = (DATA, MODEL, OPTIMIZATION, OUTPUT, RUNTIME, EVALUATION)  # --help's order
 OPTIMIZERS = ("adam", "momentum", "sgd", "rmsprop")
-TRAIN_FLAGS = []  # names of the flags saved to flags.cfg, in definition order
 
 
-def _positive(fv, name):
-    flags.register_validator(name, lambda v: v > 0, message=f"--{name} must be positive", flag_values=fv)
+def positive(v):
+    return v > 0
 
 
-def define_train_flags(fv=flags.FLAGS):
-    names_before = set(fv)
-    d = dict(flag_values=fv)
-    # Run
-    flags.DEFINE_string("train_dir", None, "Where checkpoints, summaries and flags.cfg go "
-                        "(default: runs/<model>_<dataset>).", **d)
-    flags.DEFINE_integer("seed", 0, "Seed of weight initialization, dropout and the per-epoch shuffle.", **d)
+def non_negative(v):
+    return v >= 0
+
+
+def unit_interval(v):  # (0, 1]
+    return 0 < v <= 1
+
+
+def fraction(v):  # [0, 1)
+    return 0 <= v < 1
+
+
+_CHECK_WORDS = {positive: "must be positive", non_negative: "must be >= 0", unit_interval: "must be in (0, 1]",
+                fraction: "must be in [0, 1)"}
+
+
+def option(default, help, group, choices=None, check=None, must_match=False, overridable=False, saved=True):
+    """A field that is also a flag. `check`: a predicate of the value (None passes); `must_match`:
+    a resumed run must give the saved value (it fixes the variables, the data or their order);
+    `overridable`: evaluate may replace the saved value; `saved`: written to flags.cfg."""
+    return dataclasses.field(default=default, metadata=dict(
+        help=help, group=group, choices=choices, check=check, must_match=must_match, overridable=overridable,
+        saved=saved))
+
+
+class _Options:
+    """Checks every field against its `check` when built, so a bad value never gets far."""
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value, check = getattr(self, field.name), field.metadata.get("check")
+            if isinstance(value, list):  # frozen: lists (from a list flag) become tuples
+                object.__setattr__(self, field.name, value := tuple(value))
+            choices = field.metadata.get("choices")
+            if choices and value is not None and value not in choices:
+                raise UserError(f"--{field.name}={value}: must be one of {', '.join(choices)}")
+            if check and value is not None and not check(value):
+                raise UserError(f"--{field.name} {_CHECK_WORDS.get(check, 'is invalid')} (got {value})")
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(_Options):
     # Data
-    flags.DEFINE_enum("dataset", "fashion_mnist", sorted(DATASETS), "Dataset to train on.", **d)
-    flags.DEFINE_integer("validation_size", 5000, "Training images held out as the validation split.",
-                         lower_bound=0, **d)
-    flags.DEFINE_integer("image_size", None, "Side of the square images image_folder resizes to "
-                         "(default: the model's default_image_size).", lower_bound=1, **d)
-    flags.DEFINE_list("class_names", None, "image_folder's classes, in label order (default: the "
-                      "sub-folder names, or the labels CSV's labels, sorted); other labels are bad input.", **d)
-    flags.DEFINE_float("validation_fraction", 0.1, "Fraction of each image_folder class held out for "
-                       "validation.", **d)
-    flags.DEFINE_float("test_fraction", 0.1, "Fraction of each image_folder class held out for test.", **d)
-    flags.DEFINE_boolean("skip_bad_images", False, "Leave out unreadable images, ids without a file and "
-                         "unknown labels with a warning, instead of stopping with an error.", **d)
-    flags.DEFINE_enum("normalization", "scale", ["scale", "mean"], "Pixels are scaled to [0, 1]; mean "
-                      "also subtracts the training images' per-channel mean.", **d)
-    flags.DEFINE_boolean("augment", False, "Random horizontal flip and random crop after padding by "
-                         "1/8 of the size, on training batches (for photos, not digits).", **d)
+    dataset: str = option("fashion_mnist", "Dataset to train on.", DATA, choices=tuple(sorted(DATASETS)),
+                          must_match=True)
+    data_dir: typing.Optional[str] = option(None, "Directory with the dataset's files (looked in first).", DATA,
+                                            overridable=True)
+    validation_size: int = option(5000, "Training images held out as the validation split (mnist, "
+                                  "fashion_mnist, cifar10).", DATA, check=non_negative, must_match=True)
+    labels_csv: typing.Optional[str] = option(None, "image_folder: a CSV with columns id,label naming the "
+                                              "class of each image in --data_dir by its file name without "
+                                              "extension.", DATA, overridable=True)
+    image_size: typing.Optional[int] = option(None, "Side of the square images image_folder resizes to "
+                                              "(default: the model's default_image_size).", DATA, check=positive,
+                                              must_match=True)
+    class_names: typing.Optional[tuple] = option(None, "image_folder's classes, in label order (default: the "
+                                                 "sub-folder names, or the labels CSV's labels, sorted).", DATA,
+                                                 must_match=True)
+    validation_fraction: float = option(0.1, "Fraction of each image_folder class held out for validation.",
+                                        DATA, check=fraction, must_match=True)
+    test_fraction: float = option(0.1, "Fraction of each image_folder class held out for test.", DATA,
+                                  check=fraction, must_match=True)
+    skip_bad_images: bool = option(False, "Leave out unreadable images, ids without a file and unknown labels "
+                                   "with a warning, instead of stopping with an error.", DATA)
+    normalization: str = option("scale", "Pixels are scaled to [0, 1]; mean also subtracts the training "
+                                "images' per-channel mean.", DATA, choices=("scale", "mean"), must_match=True)
+    augment: bool = option(False, "Random horizontal flip and random crop after padding by 1/8 of the size, "
+                           "on training batches (for photos, not digits).", DATA)
+    download_mirror: typing.Optional[str] = option(None, "Base URL to download missing dataset files from "
+                                                   "(default: the dataset's official mirror).", DATA,
+                                                   overridable=True)
     # Model
-    flags.DEFINE_enum("model", "lenet", sorted(nets_map), "Network architecture.", **d)
-    flags.DEFINE_boolean("batch_norm", True, "Batch-normalize the convolutional layers.", **d)
-    flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay coefficient (0 disables it).", lower_bound=0, **d)
-    flags.DEFINE_float("keep_prob", 0.5, "Dropout keep probability of the fully connected layers, "
-                       "in (0, 1].", **d)
-    flags.DEFINE_float("keep_prob_conv", 0.8, "Dropout keep probability after the conv blocks of "
-                       "four_conv, in (0, 1].", **d)
-    flags.DEFINE_enum("weights_initializer", None, sorted(INITIALIZERS),
-                      "Initializer of the weights (default: the model's own, as in its tutorial).", **d)
-    flags.DEFINE_float("init_stddev", 0.1, "Standard deviation of --weights_initializer=truncated_normal.", **d)
+    model: str = option("lenet", "Network architecture.", MODEL, choices=tuple(sorted(nets_map)), must_match=True)
+    batch_norm: bool = option(True, "Batch-normalize the convolutional layers.", MODEL, must_match=True)
+    weight_decay: float = option(5e-4, "L2 weight decay coefficient (0 disables it).", MODEL, check=non_negative)
+    keep_prob: float = option(0.5, "Dropout keep probability of the fully connected layers, in (0, 1].", MODEL,
+                              check=unit_interval)
+    keep_prob_conv: float = option(0.8, "Dropout keep probability after the conv blocks of four_conv, in "
+                                   "(0, 1].", MODEL, check=unit_interval)
+    weights_initializer: typing.Optional[str] = option(
+        None, "Initializer of the weights (default: the model's own, as in its tutorial).", MODEL,
+        choices=tuple(sorted(INITIALIZERS)), must_match=True)
+    init_stddev: float = option(0.1, "Standard deviation of --weights_initializer=truncated_normal.", MODEL,
+                                check=positive)
+    precision: str = option("float32", "Compute precision; mixed_* keep float32 master weights, loss and "
+                            "softmax. bfloat16 needs a CPU with AVX512_BF16/AMX or a GPU, float16 a GPU "
+                            "(else float32).", MODEL, choices=("float32", "mixed_bfloat16", "mixed_float16"))
     # Optimization
-    flags.DEFINE_integer("batch_size", 128, "Training batch size.", **d)
-    flags.DEFINE_integer("num_epochs", 5, "Epochs to train for (in total, across resumes).", **d)
-    flags.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Optimizer.", **d)
-    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                      "Compute precision; mixed_* keep float32 master weights, loss and softmax. "
-                      "bfloat16 needs a CPU with AVX512_BF16/AMX or a GPU, float16 a GPU (else float32).", **d)
-    flags.DEFINE_float("momentum", 0.9, "Momentum of --optimizer=momentum and rmsprop.", **d)
-    flags.DEFINE_float("initial_learning_rate", 1e-3, "Learning rate at step 0.", **d)
-    flags.DEFINE_float("learning_rate_decay_factor", 0.95, "Staircase decay factor of the learning rate.", **d)
-    flags.DEFINE_float("num_epochs_per_decay", 1.0, "Epochs between learning rate decays.", **d)
+    batch_size: int = option(128, "Training batch size (the global batch: --num_towers split it).", OPTIMIZATION,
+                             check=positive, must_match=True)
+    num_epochs: int = option(5, "Epochs to train for (in total, across resumes).", OPTIMIZATION, check=positive)
+    optimizer: str = option("adam", "Optimizer.", OPTIMIZATION, choices=OPTIMIZERS, must_match=True)
+    momentum: float = option(0.9, "Momentum of --optimizer=momentum and rmsprop.", OPTIMIZATION,
+                             check=non_negative)
+    initial_learning_rate: float = option(1e-3, "Learning rate at step 0.", OPTIMIZATION, check=positive)
+    learning_rate_decay_factor: float = option(0.95, "Staircase decay factor of the learning rate, in (0, 1].",
+                                               OPTIMIZATION, check=unit_interval)
+    num_epochs_per_decay: float = option(1.0, "Epochs between learning rate decays.", OPTIMIZATION,
+                                         check=positive)
+    seed: int = option(0, "Seed of weight initialization, dropout and the per-epoch shuffle.", OPTIMIZATION,
+                       must_match=True)
+    on_nan: str = option("stop", "At a NaN or infinite loss: stop with an error, or roll back to the last "
+                         "checkpoint with a lower learning rate.", OPTIMIZATION, choices=("stop", "rollback"))
+    nan_lr_factor: float = option(0.5, "--on_nan=rollback multiplies the learning rate by this, in (0, 1).",
+                                  OPTIMIZATION, check=lambda v: 0 < v < 1)
+    max_nan_rollbacks: int = option(3, "--on_nan=rollback gives up after this many rollbacks.", OPTIMIZATION,
+                                    check=non_negative)
     # Output
-    flags.DEFINE_integer("max_num_checkpoint", 5, "Checkpoints kept (one is saved every epoch).", **d)
-    flags.DEFINE_integer("summary_every_n_steps", 20, "Steps between train summaries.", **d)
-    flags.DEFINE_boolean("progress", True, "Show a progress bar while an epoch runs (on a terminal).", **d)
-    # Divergence
-    flags.DEFINE_enum("on_nan", "stop", ["stop", "rollback"], "At a NaN or infinite loss: stop with an "
-                      "error, or roll back to the last checkpoint with a lower learning rate.", **d)
-    flags.DEFINE_float("nan_lr_factor", 0.5, "--on_nan=rollback multiplies the learning rate by this.", **d)
-    flags.DEFINE_integer("max_nan_rollbacks", 3, "--on_nan=rollback gives up after this many rollbacks.",
-                         lower_bound=0, **d)
-    define_runtime_flags(fv)
-    TRAIN_FLAGS[:] = [name for name in fv if name not in names_before]
+    train_dir: typing.Optional[str] = option(None, "Where checkpoints, summaries and flags.cfg go "
+                                             "(default: runs/<model>_<dataset>).", OUTPUT)
+    max_num_checkpoint: int = option(5, "Checkpoints kept (one is saved every epoch).", OUTPUT, check=positive)
+    summary_every_n_steps: int = option(20, "Steps between train summaries.", OUTPUT, check=positive)
+    progress: bool = option(True, "Show a progress bar while an epoch runs (on a terminal).", OUTPUT)
+    # Runtime: where and how the graph runs, not what it computes; evaluate may override them.
+    device: str = option("cpu", "Device of the model; gpu falls back to the CPU on a machine without one "
+                         "when --allow_soft_placement.", RUNTIME, choices=("cpu", "gpu"), overridable=True)
+    num_towers: int = option(1, "Replicas of the model, each on its own device (/gpu:0.. with --device=gpu, "
+                             "/cpu:0.. with cpu), each computing the gradients of its share of the batch.",
+                             RUNTIME, check=positive, overridable=True)
+    allow_soft_placement: bool = option(True, "Let TensorFlow place ops elsewhere when the asked-for device "
+                                        "cannot run them.", RUNTIME, overridable=True)
+    log_device_placement: bool = option(False, "Log the device of every op.", RUNTIME, overridable=True)
+    intra_op_threads: int = option(0, "Threads inside one op (0: one per core).", RUNTIME, check=non_negative,
+                                   overridable=True)
+    inter_op_threads: int = option(0, "Ops run at once (0: TensorFlow's choice).", RUNTIME, check=non_negative,
+                                   overridable=True)
+    eval_batch_size: int = option(1000, "Batch size of evaluation passes.", RUNTIME, check=positive,
+                                  overridable=True)
+    deterministic: bool = option(False, "Deterministic kernels (TensorFlow's op determinism): the same seed "
+                                 "gives the same weights, even across kills and resumes.", RUNTIME, overridable=True)
 
-    for name in ("batch_size", "num_epochs", "initial_learning_rate", "num_epochs_per_decay",
-                 "max_num_checkpoint", "summary_every_n_steps"):
-        _positive(fv, name)
-    for name in ("keep_prob", "keep_prob_conv"):
-        flags.register_validator(name, lambda v: 0 < v <= 1, message=f"--{name} must be in (0, 1]",
-                                 flag_values=fv)
-    for name in ("validation_fraction", "test_fraction"):
-        flags.register_validator(name, lambda v: 0 <= v < 1, message=f"--{name} must be in [0, 1)",
-                                 flag_values=fv)
-    flags.register_multi_flags_validator(
-        ["validation_fraction", "test_fraction"], lambda v: v["validation_fraction"] + v["test_fraction"] < 1,
-        message="--validation_fraction plus --test_fraction must leave some images to train on", flag_values=fv)
-    flags.register_validator("nan_lr_factor", lambda v: 0 < v < 1, message="--nan_lr_factor must be in (0, 1)",
-                             flag_values=fv)
-    flags.register_validator("learning_rate_decay_factor", lambda v: 0 < v <= 1,
-                             message="--learning_rate_decay_factor must be in (0, 1]", flag_values=fv)
+    def __post_init__(self):
+        super().__post_init__()
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise UserError("--validation_fraction plus --test_fraction must leave some images to train on")
+        if self.batch_size % self.num_towers:
+            raise UserError(f"--batch_size={self.batch_size} does not split evenly over --num_towers="
+                            f"{self.num_towers}; make it a multiple of {self.num_towers}")
 
-
-def define_runtime_flags(fv=flags.FLAGS):
-    """Flags about where data is and how a graph runs, not what it is; evaluate may override them."""
-    d = dict(flag_values=fv)
-    flags.DEFINE_string("data_dir", None, "Directory with the dataset's files (looked in first).", **d)
-    flags.DEFINE_string("labels_csv", None, "image_folder: a CSV with columns id,label naming the class "
-                        "of each image in --data_dir by its file name without extension.", **d)
-    flags.DEFINE_string("download_mirror", None, "Base URL to download missing dataset files from "
-                        "(default: the dataset's official mirror).", **d)
-    flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "Device for the model; gpu falls back to "
-                      "the CPU on a machine without one when --allow_soft_placement.", **d)
-    flags.DEFINE_boolean("allow_soft_placement", True, "Let TensorFlow place ops elsewhere when the "
-                         "asked-for device cannot run them.", **d)
-    flags.DEFINE_boolean("log_device_placement", False, "Log the device of every op.", **d)
-    flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: one per core).", lower_bound=0, **d)
-    flags.DEFINE_integer("inter_op_threads", 0, "Ops run at once (0: TensorFlow's choice).", lower_bound=0, **d)
-    flags.DEFINE_integer("eval_batch_size", 1000, "Batch size of evaluation passes.", **d)
-    flags.DEFINE_boolean("deterministic", False, "Deterministic kernels (TensorFlow's op determinism): "
-                         "the same seed gives the same weights, even across kills and resumes.", **d)
-    _positive(fv, "eval_batch_size")
-    return RUNTIME_FLAGS
+    def resolved(self):
+        """Absolute paths (flags.cfg must work from any directory); the default train dir."""
+        changes = {"train_dir": os.path.abspath(self.train_dir or os.path.join("runs", f"{self.model}_{self.dataset}"))}
+        for name in ("data_dir", "labels_csv"):
+            if getattr(self, name):
+                changes[name] = os.path.abspath(getattr(self, name))
+        return self.replace(**changes)
 
 
-RUNTIME_FLAGS = ("data_dir", "labels_csv", "download_mirror", "device", "allow_soft_placement",
-                 "log_device_placement", "intra_op_threads", "inter_op_threads", "eval_batch_size",
-                 "deterministic")
+@dataclasses.dataclass(frozen=True)
+class EvaluateOptions(_Options):
+    checkpoint_dir: typing.Optional[str] = option(None, "A train dir, or its checkpoints/ directory (required).",
+                                                  EVALUATION, saved=False)
+    checkpoint_path: typing.Optional[str] = option(None, "One checkpoint to evaluate, e.g. DIR/checkpoints/"
+                                                   "model.ckpt-860 (default: the latest).", EVALUATION, saved=False)
+    split: str = option("test", "Split to evaluate.", EVALUATION, choices=("train", "validation", "test"),
+                        saved=False)
+    watch: bool = option(False, "Evaluate each new checkpoint as training writes it, until training finishes "
+                         "or --watch_timeout seconds pass without a new one.", EVALUATION, saved=False)
+    watch_timeout: float = option(600.0, "--watch stops after this many seconds without a new checkpoint.",
+                                  EVALUATION, check=non_negative, saved=False)
+    watch_interval: float = option(1.0, "--watch looks for new checkpoints this often (seconds).", EVALUATION,
+                                   check=positive, saved=False)
 
 
-def session_config(fv):
-    """The ConfigProto of a run's flags; with --deterministic, turns on op determinism (process-wide,
-    read by kernels when a session creates them)."""
-    if fv.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    return tf.compat.v1.ConfigProto(
-        allow_soft_placement=fv.allow_soft_placement, log_device_placement=fv.log_device_placement,
-        intra_op_parallelism_threads=fv.intra_op_threads, inter_op_parallelism_threads=fv.inter_op_threads)
+def fields(options_class, groups=GROUPS, overridable_only=False):
+    return [f for f in dataclasses.fields(options_class) if f.metadata["group"] in groups
+            and (f.metadata["overridable"] or not overridable_only)]
 
 
-def resolve_paths(fv):
-    """Makes the run's paths absolute (flags.cfg must work from any directory)."""
-    if not fv.train_dir:
-        fv.train_dir = os.path.join("runs", f"{fv.model}_{fv.dataset}")
-    fv.train_dir = os.path.abspath(fv.train_dir)
-    for name in ("data_dir", "labels_csv"):
-        if fv[name].value:
-            fv[name].value = os.path.abspath(fv[name].value)
+def _kind(field):
+    kind = field.type
+    if typing.get_origin(kind) is typing.Union:  # Optional[X]
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    return kind
 
 
-def flagfile_text(fv):
-    return "".join(fv[name].serialize() + "\n" for name in TRAIN_FLAGS if fv[name].value is not None)
+def define_flags(fv, fields_):
+    """Defines a flag on FlagValues `fv` for each field (its group is kept for --help)."""
+    for field in fields_:
+        name, meta, default, kind = field.name, field.metadata, field.default, _kind(field)
+        args = dict(flag_values=fv, module_name=f"cnn_tf ({meta['group']})")
+        if meta["choices"]:
+            flags.DEFINE_enum(name, default, list(meta["choices"]), meta["help"], **args)
+        elif kind is bool:
+            flags.DEFINE_boolean(name, default, meta["help"], **args)
+        elif kind is int:
+            flags.DEFINE_integer(name, default, meta["help"], **args)
+        elif kind is float:
+            flags.DEFINE_float(name, default, meta["help"], **args)
+        elif kind is tuple:
+            flags.DEFINE_list(name, default, meta["help"], **args)
+        else:
+            flags.DEFINE_string(name, default, meta["help"], **args)
 
 
-def save_flags(fv, path):
-    write_atomic(path, flagfile_text(fv))
+def from_flags(options_class, fv, fields_=None):
+    """An `options_class` of the parsed flags in `fv` (its other fields keep their defaults)."""
+    fields_ = fields_ if fields_ is not None else dataclasses.fields(options_class)
+    return options_class(**{f.name: fv[f.name].value for f in fields_})
 
 
-# Flags a resumed run must share with the run that wrote the checkpoints: they fix the graph's
-# variables, the data, or the order the data is seen in. The rest (--num_epochs, the learning
-# rate, where the data is, --precision, ...) may change between runs.
-RESUME_MUST_MATCH = ("dataset", "model", "batch_norm", "batch_size", "seed", "validation_size",
-                     "optimizer", "weights_initializer", "image_size", "class_names", "validation_fraction",
-                     "test_fraction", "normalization")
+def given_flags(fv, fields_):
+    """{name: value} of the flags among `fields_` that were given on the command line or a flagfile."""
+    return {f.name: fv[f.name].value for f in fields_ if fv[f.name].present}
 
 
-def check_resume(fv, path):
-    saved = load_flags(path)
-    for name in RESUME_MUST_MATCH:
-        if saved[name].value != fv[name].value:
-            raise UserError(f"{fv.train_dir} was trained with {saved[name].serialize()} and this run asks "
-                            f"for {fv[name].serialize()}; resume with the same value or use another --train_dir")
+def _serialize(name, value):
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no{name}"
+    if isinstance(value, tuple):
+        return f"--{name}={','.join(value)}"
+    return f"--{name}={value}"
 
 
-def load_flags(path):
-    """A new FlagValues holding the flags saved at `path`."""
+def flagfile_text(cfg):
+    return "".join(_serialize(f.name, getattr(cfg, f.name)) + "\n" for f in dataclasses.fields(cfg)
+                   if f.metadata["saved"] and getattr(cfg, f.name) is not None)
+
+
+def save_config(cfg, path):
+    write_atomic(path, flagfile_text(cfg))
+
+
+def load_config(path):
+    """The RunConfig saved in flags.cfg at `path`."""
     fv = flags.FlagValues()
-    define_train_flags(fv)
+    define_flags(fv, dataclasses.fields(RunConfig))
     try:
         fv(["cnn_tf", f"--flagfile={path}"])
     except flags.Error as e:
         raise UserError(f"{path}: {e}") from e
-    return fv
+    try:
+        return from_flags(RunConfig, fv)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from e
+
+
+def check_resume(cfg, saved):
+    """A resumed run must share the flags that fix the graph's variables, the data or its order with
+    the run that wrote the checkpoints; the rest (--num_epochs, the learning rate, --precision, where
+    the data is, --num_towers, ...) may change."""
+    for field in dataclasses.fields(RunConfig):
+        name = field.name
+        if field.metadata["must_match"] and getattr(saved, name) != getattr(cfg, name):
+            raise UserError(f"{cfg.train_dir} was trained with {_serialize(name, getattr(saved, name))} and this "
+                            f"run asks for {_serialize(name, getattr(cfg, name))}; resume with the same value or "
+                            "use another --train_dir")
+
+
+def tower_devices(cfg):
+    """The devices of the model's towers: /gpu:0.. or /cpu:0.. (see session_config)."""
+    kind = "gpu" if cfg.device == "gpu" else "cpu"
+    return [f"/{kind}:{i}" for i in range(cfg.num_towers)]
+
+
+def session_config(cfg):
+    """The ConfigProto of a run; with --deterministic, turns on op determinism (process-wide, read by
+    kernels when a session creates them). Towers on the CPU get as many CPU devices."""
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    config = tf.compat.v1.ConfigProto(
+        allow_soft_placement=cfg.allow_soft_placement, log_device_placement=cfg.log_device_placement,
+        intra_op_parallelism_threads=cfg.intra_op_threads, inter_op_parallelism_threads=cfg.inter_op_threads)
+    if cfg.device == "cpu" and cfg.num_towers > 1:
+        config.device_count["CPU"] = cfg.num_towers
+    return config

@@ -5,6 +5,7 @@ the directory is needed; flags about where data is and how to run (--data_dir, -
 may be given to override the saved ones. With --watch it evaluates every checkpoint training
 writes, as it is written, until training finishes or --watch_timeout passes without a new one.
 """
+import dataclasses
 import json
 import os
 import time
@@ -13,37 +14,27 @@ import tensorflow as tf
 from absl import flags
 
 from cnn_tf import checkpoints, config, errors
-from cnn_tf.data import load_dataset_from_flags
+from cnn_tf.data import load_dataset_for
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics
 from cnn_tf.graph import build_graph_for
 from cnn_tf.traindir import TrainDir, write_atomic
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint_dir", None, "A train dir, or its checkpoints/ directory.")
-flags.DEFINE_string("checkpoint_path", None, "One checkpoint to evaluate, e.g. DIR/checkpoints/"
-                    "model.ckpt-860 (default: the latest).")
-flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate.")
-flags.DEFINE_boolean("watch", False, "Evaluate each new checkpoint as training writes it, until training "
-                     "finishes or --watch_timeout seconds pass without a new one.")
-flags.DEFINE_float("watch_timeout", 600, "--watch stops after this many seconds without a new checkpoint.",
-                   lower_bound=0)
-flags.DEFINE_float("watch_interval", 1.0, "--watch looks for new checkpoints this often (seconds).",
-                   lower_bound=0.01)
-flags.mark_flag_as_required("checkpoint_dir")
-config.define_runtime_flags(FLAGS)
+# evaluate's own flags, and the runtime flags of a run it may override (where data is, the device, ...)
+OVERRIDABLE = config.fields(config.RunConfig, overridable_only=True)
 
 
 class Evaluator:
     """The data and graph of a train dir, built once; evaluates any of its checkpoints."""
 
-    def __init__(self, run_dir, hp, split):
-        self.run_dir, self.hp, self.split = run_dir, hp, split
-        self.data = load_dataset_from_flags(hp)
+    def __init__(self, run_dir, cfg, split):
+        self.run_dir, self.cfg, self.split = run_dir, cfg, split
+        self.data = load_dataset_for(cfg)
         self.images, self.labels = self.data.split(split)
         if len(self.images) == 0:
-            raise errors.UserError(f"the {split} split of {hp.dataset} is empty; evaluate another --split")
-        self.g = build_graph_for(hp, self.data)
-        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(hp))
+            raise errors.UserError(f"the {split} split of {cfg.dataset} is empty; evaluate another --split")
+        self.g = build_graph_for(cfg, self.data)
+        self.g.graph.finalize()
+        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(cfg))
         with self.g.graph.as_default():  # a v1 FileWriter refuses eager mode
             self.writer = tf.compat.v1.summary.FileWriter(run_dir.summaries("eval"))
 
@@ -54,11 +45,11 @@ class Evaluator:
     def evaluate(self, checkpoint_path):
         """Evaluates one checkpoint; writes summaries/eval at its step and eval/metrics.json."""
         step = checkpoints.restore(self.sess, self.g, checkpoint_path)
-        metrics, summary = evaluate_split(self.sess, self.g, self.images, self.labels, self.hp.eval_batch_size)
+        metrics, summary = evaluate_split(self.sess, self.g, self.images, self.labels, self.cfg.eval_batch_size)
         self.writer.add_summary(summary, step)
         self.writer.flush()
         result = {
-            "checkpoint_path": checkpoint_path, "global_step": step, "dataset": self.hp.dataset,
+            "checkpoint_path": checkpoint_path, "global_step": step, "dataset": self.cfg.dataset,
             "split": self.split, "num_examples": metrics["count"], "accuracy": metrics["accuracy"],
             "loss": metrics["loss"], "per_class": per_class_metrics(metrics["confusion"], self.data.class_names),
             "confusion_matrix": metrics["confusion"].tolist(),
@@ -68,27 +59,25 @@ class Evaluator:
         return result
 
 
-def load_run(checkpoint_dir):
-    """The train dir and its saved flags, with this command's runtime flags laid over them."""
+def load_run(checkpoint_dir, overrides):
+    """The train dir and its saved run configuration, with `overrides` (runtime flags) laid over it.
+    One tower: evaluation runs the inference tower only, whatever the run trained with."""
     run_dir = TrainDir.find(checkpoint_dir)
-    hp = config.load_flags(run_dir.flags_cfg)
-    for name in config.RUNTIME_FLAGS:
-        if FLAGS[name].present:
-            hp[name].value = FLAGS[name].value
-    return run_dir, hp
+    cfg = config.load_config(run_dir.flags_cfg).replace(**overrides, num_towers=1)
+    return run_dir, cfg.resolved()
 
 
-def evaluate_once():
-    run_dir, hp = load_run(FLAGS.checkpoint_dir)
-    path = FLAGS.checkpoint_path or checkpoints.latest(run_dir.checkpoints)
+def evaluate_once(opts, overrides):
+    run_dir, cfg = load_run(opts.checkpoint_dir, overrides)
+    path = opts.checkpoint_path or checkpoints.latest(run_dir.checkpoints)
     if not path:
         raise errors.UserError(f"no checkpoint in {run_dir.checkpoints}; train first, or pass --checkpoint_path")
-    evaluator = Evaluator(run_dir, hp, FLAGS.split)
+    evaluator = Evaluator(run_dir, cfg, opts.split)
     try:
         result = evaluator.evaluate(path)
     finally:
         evaluator.close()
-    split = FLAGS.split
+    split = opts.split
     print(f"checkpoint: {path} (global step {result['global_step']})")
     print(f"{split} images: {result['num_examples']}")
     print(format_report(result["per_class"], result["confusion_matrix"]))
@@ -97,28 +86,28 @@ def evaluate_once():
     print(f"wrote {os.path.join(run_dir.eval, 'metrics.json')}")
 
 
-def watch():
+def watch(opts, overrides):
     """Evaluates every checkpoint the state file lists (so never one still being written), oldest
     first, each once; stops when training's status.json says it has ended, or after
     --watch_timeout seconds without anything new (also while waiting for the train dir to appear)."""
     last_news = time.monotonic()
 
     def timed_out():
-        return time.monotonic() - last_news > FLAGS.watch_timeout
+        return time.monotonic() - last_news > opts.watch_timeout
 
     while True:  # the train dir may not exist yet: training may start after us
         try:
-            TrainDir.find(FLAGS.checkpoint_dir)
+            TrainDir.find(opts.checkpoint_dir)
             break
         except errors.UserError:
             if timed_out():
-                raise errors.UserError(f"--checkpoint_dir={FLAGS.checkpoint_dir} got no flags.cfg in "
-                                       f"{FLAGS.watch_timeout:g} s; is training writing to it?") from None
-            time.sleep(FLAGS.watch_interval)
-    run_dir, hp = load_run(FLAGS.checkpoint_dir)
-    evaluator = Evaluator(run_dir, hp, FLAGS.split)
+                raise errors.UserError(f"--checkpoint_dir={opts.checkpoint_dir} got no flags.cfg in "
+                                       f"{opts.watch_timeout:g} s; is training writing to it?") from None
+            time.sleep(opts.watch_interval)
+    run_dir, cfg = load_run(opts.checkpoint_dir, overrides)
+    evaluator = Evaluator(run_dir, cfg, opts.split)
     done = set()
-    print(f"watching {run_dir.checkpoints} (stops {FLAGS.watch_timeout:g} s after the last new checkpoint, "
+    print(f"watching {run_dir.checkpoints} (stops {opts.watch_timeout:g} s after the last new checkpoint, "
           "or when training ends)", flush=True)
     try:
         while True:
@@ -135,17 +124,17 @@ def watch():
                     continue
                 done.add(result["global_step"])
                 last_news = time.monotonic()
-                print(f"global step {result['global_step']}: {FLAGS.split} loss {result['loss']:.4f} "
+                print(f"global step {result['global_step']}: {opts.split} loss {result['loss']:.4f} "
                       f"accuracy {result['accuracy']:.4f}", flush=True)
             if not new and status.get("state") in ("finished", "stopped", "failed"):
                 print(f"training {status['state']} at global step {status['global_step']}; "
                       f"evaluated {len(done)} checkpoints", flush=True)
                 return
             if not new and timed_out():
-                print(f"no new checkpoint for {FLAGS.watch_timeout:g} s; evaluated {len(done)} checkpoints",
+                print(f"no new checkpoint for {opts.watch_timeout:g} s; evaluated {len(done)} checkpoints",
                       flush=True)
                 return
-            time.sleep(FLAGS.watch_interval)
+            time.sleep(opts.watch_interval)
     finally:
         evaluator.close()
 
@@ -153,12 +142,17 @@ def watch():
 def main(argv):
     if len(argv) > 1:
         raise errors.UserError(f"unexpected arguments {' '.join(argv[1:])}; flags take the form --name=value")
-    if FLAGS.watch and FLAGS.checkpoint_path:
+    opts = config.from_flags(config.EvaluateOptions, flags.FLAGS)
+    if not opts.checkpoint_dir:
+        raise errors.UserError("--checkpoint_dir is required: the --train_dir of a training run")
+    if opts.watch and opts.checkpoint_path:
         raise errors.UserError("--watch evaluates each new checkpoint; it takes no --checkpoint_path")
-    watch() if FLAGS.watch else evaluate_once()
+    overrides = config.given_flags(flags.FLAGS, OVERRIDABLE)
+    watch(opts, overrides) if opts.watch else evaluate_once(opts, overrides)
 
 
 def run():
+    config.define_flags(flags.FLAGS, list(dataclasses.fields(config.EvaluateOptions)) + OVERRIDABLE)
     errors.run(main)
 
 

@@ -1,13 +1,13 @@
 """Where the graph is built: input, model, loss, metrics, learning rate, train op, summaries.
 
-Everything lives in one explicit tf.Graph, with the model built twice on the same variables: a
-training tower (batch statistics, dropout) that the train op and train summaries use, and an
-inference tower (moving averages, no dropout) for evaluation and prediction. Tensors a user may
+Everything lives in one explicit tf.Graph, with the model built more than once on the same
+variables: training towers (batch statistics, dropout; one, or --num_towers on as many devices, each
+on its share of the batch) that the train op and train summaries use, and an inference tower (moving
+averages, no dropout) for evaluation and prediction. Tensors a user may
 look up by name after `import_meta_graph`: placeholders `image`, `label`, `keep_prob` (with
 defaults: training pulls from the in-graph input pipeline, evaluation and prediction feed them),
 and the inference tower's `logits`, `predictions`, `loss`, `accuracy`.
 """
-import inspect
 import math
 import sys
 import types
@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from cnn_tf.data.pipeline import InputPipeline
 from cnn_tf.errors import UserError
-from cnn_tf.nets import arg_scopes_map, nets_map
+from cnn_tf.config import tower_devices
+from cnn_tf.nets import get_network_fn, model_options
 from cnn_tf.nets.layers import InputSizeError
-from cnn_tf.nets.scopes import arg_scope
 
 UPDATE_OPS = tf.compat.v1.GraphKeys.UPDATE_OPS
 TRAIN, TEST, PER_EPOCH = "train", "test", "per_epoch_train"  # summary collections
@@ -29,30 +29,46 @@ def steps_per_epoch(num_examples, batch_size, num_replicas=1):
     return max(1, math.ceil(num_examples / (batch_size * num_replicas)))
 
 
-def learning_rate_schedule(hp, global_step, num_train_examples, num_replicas=1):
+def learning_rate_schedule(cfg, global_step, num_train_examples, num_replicas=1):
     """Staircase exponential decay every `num_epochs_per_decay` epochs. The decay period counts
-    the batches all replicas consume together (slim counted one replica's and decayed too late)."""
-    decay_steps = max(1, int(hp.num_epochs_per_decay * steps_per_epoch(
-        num_train_examples, hp.batch_size, num_replicas)))
+    global batches, whatever the number of towers (one global step each); `num_replicas` counts
+    processes that each step the global step (slim counted one clone's batches and decayed too late)."""
+    decay_steps = max(1, int(cfg.num_epochs_per_decay * steps_per_epoch(
+        num_train_examples, cfg.batch_size, num_replicas)))
     return tf.compat.v1.train.exponential_decay(
-        hp.initial_learning_rate, global_step, decay_steps, hp.learning_rate_decay_factor,
+        cfg.initial_learning_rate, global_step, decay_steps, cfg.learning_rate_decay_factor,
         staircase=True, name="learning_rate")
 
 
-def make_optimizer(hp, learning_rate):
-    if hp.optimizer == "adam":
+def make_optimizer(cfg, learning_rate):
+    if cfg.optimizer == "adam":
         return tf.compat.v1.train.AdamOptimizer(learning_rate)
-    if hp.optimizer == "momentum":
-        return tf.compat.v1.train.MomentumOptimizer(learning_rate, hp.momentum)
-    if hp.optimizer == "rmsprop":
-        return tf.compat.v1.train.RMSPropOptimizer(learning_rate, momentum=hp.momentum)
-    if hp.optimizer == "sgd":
+    if cfg.optimizer == "momentum":
+        return tf.compat.v1.train.MomentumOptimizer(learning_rate, cfg.momentum)
+    if cfg.optimizer == "rmsprop":
+        return tf.compat.v1.train.RMSPropOptimizer(learning_rate, momentum=cfg.momentum)
+    if cfg.optimizer == "sgd":
         return tf.compat.v1.train.GradientDescentOptimizer(learning_rate)
-    raise ValueError(f"unknown optimizer {hp.optimizer!r}")
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def model_device(hp):
-    return "/gpu:0" if hp.device == "gpu" else "/cpu:0"
+def check_devices(cfg):
+    """The towers' devices; with --device=gpu on a machine with fewer GPUs than towers, a warning naming
+    where soft placement runs them (or, without soft placement, an error)."""
+    devices = tower_devices(cfg)
+    if cfg.device != "gpu":
+        return devices
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if gpus >= cfg.num_towers:
+        return devices
+    if not cfg.allow_soft_placement:
+        raise UserError(f"--device=gpu --num_towers={cfg.num_towers} needs {cfg.num_towers} GPU(s), this machine has "
+                        f"{gpus}; pass --allow_soft_placement, fewer --num_towers or --device=cpu")
+    missing = ", ".join(devices[gpus:])
+    where = "/cpu:0" if gpus == 0 else "/gpu:0 or /cpu:0"
+    print(f"warning: --device=gpu: this machine has {gpus} GPU(s); soft placement runs {missing} on {where}",
+          file=sys.stderr)
+    return devices
 
 
 def _scalar(tag, value, collection):
@@ -74,100 +90,91 @@ def cpu_has_bfloat16():
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def effective_precision(hp):
+def effective_precision(cfg):
     """--precision where the hardware runs it fast; else float32, with a warning saying why."""
-    if hp.precision == "float32":
+    if cfg.precision == "float32":
         return "float32"
-    has_gpu = hp.device == "gpu" and bool(tf.config.list_physical_devices("GPU"))
-    if has_gpu or (hp.precision == "mixed_bfloat16" and cpu_has_bfloat16()):
-        return hp.precision
-    need = "a GPU" if hp.precision == "mixed_float16" else "a CPU with AVX512_BF16 or AMX, or a GPU"
-    print(f"warning: --precision={hp.precision} needs {need} (--device={hp.device} here has none); "
+    has_gpu = cfg.device == "gpu" and bool(tf.config.list_physical_devices("GPU"))
+    if has_gpu or (cfg.precision == "mixed_bfloat16" and cpu_has_bfloat16()):
+        return cfg.precision
+    need = "a GPU" if cfg.precision == "mixed_float16" else "a CPU with AVX512_BF16 or AMX, or a GPU"
+    print(f"warning: --precision={cfg.precision} needs {need} (--device={cfg.device} here has none); "
           "computing in float32", file=sys.stderr)
     return "float32"
 
 
-def build_graph_for(hp, data, num_replicas=1):
-    """The graph for dataset `data` (a `cnn_tf.data.Dataset`) under the run's flags `hp`."""
-    return build_graph(hp, data.image_shape, data.num_classes, len(data.split("train")[0]), num_replicas,
-                       pixel_mean=data.pixel_mean if hp.normalization == "mean" else None,
-                       precision=effective_precision(hp))
+def build_graph_for(cfg, data):
+    """The graph for dataset `data` (a `cnn_tf.data.Dataset`) under run configuration `cfg`."""
+    return build_graph(cfg, data.image_shape, data.num_classes, len(data.split("train")[0]),
+                       pixel_mean=data.pixel_mean if cfg.normalization == "mean" else None,
+                       precision=effective_precision(cfg))
 
 
-def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1, pixel_mean=None,
-                precision=None):
+def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=None, precision=None):
     """Returns a namespace of the graph and its named tensors and ops; see the module docstring.
 
-    `hp` is anything with the attributes of the train flags (absl FlagValues in the CLIs).
-    `pixel_mean`: per-channel mean the input pipeline subtracts (--normalization=mean).
-    `precision` (default hp.precision): float32, or mixed_bfloat16 / mixed_float16: the layers
-    compute in the low precision from float32 master weights (each layer casts its weights to its
-    input's dtype); logits, loss and softmax stay float32; float16 gets dynamic loss scaling.
+    `cfg`: a `cnn_tf.config.RunConfig`. `pixel_mean`: per-channel mean the input pipeline subtracts
+    (--normalization=mean). `precision` (default cfg.precision): float32, or mixed_bfloat16 /
+    mixed_float16: the layers compute in the low precision from float32 master weights (each layer
+    casts its weights to its input's dtype); logits, loss and softmax stay float32; float16 gets
+    dynamic loss scaling. The graph is not finalized: the training loop's callbacks may add ops first.
     """
-    precision = precision or getattr(hp, "precision", "float32")
+    precision = precision or cfg.precision
+    devices = check_devices(cfg)
     graph = tf.Graph()
-    g = types.SimpleNamespace(graph=graph)
+    g = types.SimpleNamespace(graph=graph, num_towers=cfg.num_towers)
     with graph.as_default():
-        tf.compat.v1.set_random_seed(hp.seed)
+        tf.compat.v1.set_random_seed(cfg.seed)
         g.global_step = tf.compat.v1.train.get_or_create_global_step()
         g.pipeline = InputPipeline(image_shape, pixel_mean)
         g.image = tf.compat.v1.placeholder_with_default(g.pipeline.images, [None, *image_shape], "image")
         g.label = tf.compat.v1.placeholder_with_default(g.pipeline.labels, [None], "label")
-        g.keep_prob = tf.compat.v1.placeholder_with_default(float(hp.keep_prob), [], "keep_prob")
+        g.keep_prob = tf.compat.v1.placeholder_with_default(float(cfg.keep_prob), [], "keep_prob")
+        options = {name: tf.compat.v1.placeholder_with_default(float(getattr(cfg, name)), [], name)
+                   for name in model_options(cfg.model)}  # four_conv's keep_prob_conv
+        network_fn = get_network_fn(cfg.model, num_classes, weight_decay=cfg.weight_decay,
+                                    use_batch_norm=cfg.batch_norm, weights_initializer=cfg.weights_initializer,
+                                    init_stddev=cfg.init_stddev, **options)
 
-        with tf.compat.v1.device(model_device(hp)):
-            options = dict(weight_decay=hp.weight_decay, use_batch_norm=hp.batch_norm, init_stddev=hp.init_stddev)
-            if hp.weights_initializer:  # else the model's own default
-                options["weights_initializer"] = hp.weights_initializer
-            net = nets_map[hp.model]
-            extra = {}
-            if "keep_prob_conv" in inspect.signature(net).parameters:  # four_conv's second dropout rate
-                extra["keep_prob_conv"] = tf.compat.v1.placeholder_with_default(
-                    float(hp.keep_prob_conv), [], "keep_prob_conv")
+        def model(images, is_training):
+            try:
+                logits, end_points = network_fn(tf.cast(images, COMPUTE_DTYPES[precision]), is_training=is_training,
+                                                keep_prob=g.keep_prob)
+            except InputSizeError as e:
+                raise UserError(f"--model={cfg.model}: {e}") from e
+            return tf.cast(logits, tf.float32), end_points  # logits: float32 whatever the compute precision
 
-            def tower(is_training):
-                try:
-                    with arg_scope(arg_scopes_map[hp.model](**options)):
-                        logits, end_points = net(tf.cast(g.image, COMPUTE_DTYPES[precision]), num_classes,
-                                                 is_training=is_training, keep_prob=g.keep_prob, **extra)
-                except InputSizeError as e:
-                    raise UserError(f"--model={hp.model}: {e}") from e
-                return _head(g, logits, end_points)
+        # The model twice on the same variables, as tensorpack builds it: training towers (batch
+        # statistics, dropout) and an inference tower (moving averages, no dropout), each a plain graph
+        # with Python booleans. A tf.cond on an is_training tensor in every layer kept Grappler from
+        # fusing batch norm with its ReLU and put control flow into every step's gradients.
+        g.learning_rate_scale, g.nan_rollbacks = None, None
+        if cfg.num_towers == 1:
+            with tf.compat.v1.device(devices[0]):
+                with tf.compat.v1.name_scope("training"):
+                    g.train = _head(g.label, *model(g.image, is_training=True))
+                towers = [g.train]
+                g.inference = _inference_tower(g, model, cfg)
+                _add_nan_rollback(g)
+                optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
+                with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
+                    g.train_op = optimizer.minimize(g.train.loss, g.global_step, name="train_op")
+        else:
+            towers = _training_towers(g, model, devices)
+            with tf.compat.v1.device(devices[0]):
+                g.inference = _inference_tower(g, model, cfg)
+            with tf.compat.v1.device("/cpu:0"):
+                _add_nan_rollback(g)
+                optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
+            g.train_op = _train_op_over_towers(g, towers, optimizer, devices)
+        g.towers = towers
 
-            # Two towers on the same variables, as tensorpack builds them: training (batch statistics,
-            # dropout) and inference (moving averages, no dropout), each a plain graph with Python
-            # booleans. A tf.cond on an is_training tensor in every layer kept Grappler from fusing
-            # batch norm with its ReLU and put control flow into every step's gradients.
-            with tf.compat.v1.name_scope("training"):
-                g.train = tower(is_training=True)
-            with tf.compat.v1.name_scope("inference"), \
-                    tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
-                inference = tower(is_training=False)
-            g.logits, g.predictions, g.loss, g.accuracy, g.end_points = (
-                tf.identity(inference.logits, name="logits"), tf.identity(inference.predictions, name="predictions"),
-                tf.identity(inference.loss, name="loss"), tf.identity(inference.accuracy, name="accuracy"),
-                inference.end_points)
-
-            _add_nan_rollback(g)
-            g.learning_rate = tf.multiply(
-                learning_rate_schedule(hp, g.global_step, num_train_examples, num_replicas),
-                g.learning_rate_scale, name="scaled_learning_rate")
-            optimizer = make_optimizer(hp, g.learning_rate)
-            before = {v.op.name for v in tf.compat.v1.global_variables()}
-            if precision == "mixed_float16":  # float16 gradients underflow without a loss scale
-                optimizer = tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
-            # The dynamic loss scale's state: a checkpoint written in float32 (on a CPU, say, where
-            # float16 falls back) lacks it, and a fresh scale is right for a run moving to a GPU.
-            g.loss_scale_variables = [v for v in tf.compat.v1.global_variables() if v.op.name not in before]
-            with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
-                g.train_op = optimizer.minimize(g.train.loss, g.global_step, name="train_op")
-
-        _add_eval_totals(g, inference.correct, num_classes)
+        _add_eval_totals(g, g.inference.correct, num_classes)
         _add_summaries(g)
         # Checked before every save: a checkpoint of NaN weights must never become the latest.
         g.all_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tf.compat.v1.global_variables()
                                       if v.dtype.base_dtype.is_floating], name="all_finite")
-        g.saver = tf.compat.v1.train.Saver(max_to_keep=hp.max_num_checkpoint, save_relative_paths=True)
+        g.saver = tf.compat.v1.train.Saver(max_to_keep=cfg.max_num_checkpoint, save_relative_paths=True)
         if g.loss_scale_variables:  # restores a checkpoint without them; they start afresh
             loss_scale = {v.op.name for v in g.loss_scale_variables}  # by name: `in` would compare tensors
             g.saver_without_loss_scale = tf.compat.v1.train.Saver(
@@ -175,19 +182,107 @@ def build_graph(hp, image_shape, num_classes, num_train_examples, num_replicas=1
             g.init_loss_scale = tf.compat.v1.variables_initializer(g.loss_scale_variables)
         g.local_init_op = tf.compat.v1.local_variables_initializer()
         g.init_op = tf.group(tf.compat.v1.global_variables_initializer(), g.local_init_op, name="init")
-    graph.finalize()  # a graph op created by the loop would be a bug (and a slow leak)
     return g
 
 
-def _head(g, logits, end_points):
-    """A tower's logits (float32 whatever the compute precision), predictions, loss, accuracy."""
-    logits = tf.cast(logits, tf.float32)  # a no-op in float32
+def _inference_tower(g, model, cfg):
+    """The tower evaluation and prediction use; its tensors get the names a user looks up."""
+    with tf.compat.v1.name_scope("inference"), \
+            tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
+        inference = _head(g.label, *model(g.image, is_training=False))
+    g.logits, g.predictions, g.loss, g.accuracy, g.end_points = (
+        tf.identity(inference.logits, name="logits"), tf.identity(inference.predictions, name="predictions"),
+        tf.identity(inference.loss, name="loss"), tf.identity(inference.accuracy, name="accuracy"),
+        inference.end_points)
+    return inference
+
+
+def _optimizer(g, cfg, num_train_examples, precision):
+    """The optimizer at the scheduled (and rollback-scaled) learning rate; float16 adds a dynamic
+    loss scale, whose variables are returned too."""
+    g.learning_rate = tf.multiply(learning_rate_schedule(cfg, g.global_step, num_train_examples),
+                                  g.learning_rate_scale, name="scaled_learning_rate")
+    optimizer = make_optimizer(cfg, g.learning_rate)
+    before = {v.op.name for v in tf.compat.v1.global_variables()}
+    if precision == "mixed_float16":  # float16 gradients underflow without a loss scale
+        optimizer = tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
+    # The dynamic loss scale's state: a checkpoint written in float32 (on a CPU, say, where
+    # float16 falls back) lacks it, and a fresh scale is right for a run moving to a GPU.
+    return optimizer, [v for v in tf.compat.v1.global_variables() if v.op.name not in before]
+
+
+def _training_towers(g, model, devices):
+    """Tower i on devices[i] takes its share of the global batch (the first ones one more image when
+    it does not divide: the last batch of an epoch may be partial); the variables live once, on
+    /cpu:0. A tower's loss is its sum of cross-entropies over the *global* batch size, so the towers'
+    gradients add up to exactly the gradient of the global batch's mean loss; the weight decay is
+    added once, to the first tower's loss, as slim's model_deploy does. A tower whose share is empty
+    (a last batch smaller than the tower count) computes on one copied image weighted 0: TensorFlow's
+    fused CPU convolution refuses an empty batch."""
+    n = tf.shape(g.label)[0]
+    count = len(devices)
+    sizes = n // count + tf.cast(tf.range(count) < n % count, tf.int32)
+    starts = tf.cumsum(sizes, exclusive=True)
+    total = tf.cast(n, tf.float32)
+    towers = []
+    for i, device in enumerate(devices):
+        def placement(op, device=device):  # variables on the CPU, computations on the tower's device
+            return "/cpu:0" if op.type in ("VariableV2", "VarHandleOp") else device
+
+        with tf.compat.v1.device(placement), tf.compat.v1.name_scope("training" if i == 0 else f"training_{i}"), \
+                tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=i > 0):
+            positions = tf.range(tf.maximum(sizes[i], 1))
+            share = tf.minimum(starts[i] + positions, n - 1)
+            weight = tf.cast(positions < sizes[i], tf.float32)
+            labels = tf.gather(g.label, share)
+            logits, end_points = model(tf.gather(g.image, share), is_training=True)
+            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            loss = tf.reduce_sum(cross_entropy * weight) / total
+            if i == 0:
+                loss += _regularization()
+            correct = tf.equal(tf.argmax(logits, 1), labels)[:sizes[i]]
+            towers.append(types.SimpleNamespace(loss=loss, logits=logits[:sizes[i]], correct=correct,
+                                                end_points=end_points, device=device))
+    with tf.compat.v1.device("/cpu:0"), tf.compat.v1.name_scope("training_all_towers"):
+        correct = tf.concat([t.correct for t in towers], 0)
+        g.train = types.SimpleNamespace(
+            loss=tf.add_n([t.loss for t in towers]), logits=tf.concat([t.logits for t in towers], 0),
+            correct=correct, accuracy=tf.reduce_mean(tf.cast(correct, tf.float32)),
+            end_points=towers[0].end_points)  # summaries of the first tower's layers
+    return towers
+
+
+def _train_op_over_towers(g, towers, optimizer, devices):
+    """Each tower's gradients on its device, summed on /cpu:0, applied once; batch-norm moving
+    averages are updated from the first tower's statistics only."""
+    tower_grads = []
+    for tower, device in zip(towers, devices):
+        with tf.compat.v1.device(device):
+            tower_grads.append(optimizer.compute_gradients(tower.loss, colocate_gradients_with_ops=True))
+    with tf.compat.v1.device("/cpu:0"):
+        with tf.compat.v1.name_scope("sum_tower_gradients"):
+            summed = []
+            for pairs in zip(*tower_grads):
+                grads = [grad for grad, _ in pairs if grad is not None]
+                summed.append((tf.add_n(grads) if grads else None, pairs[0][1]))
+        # Outside any name scope: Adam names its beta powers after the scope, and a checkpoint must
+        # not depend on the tower count.
+        with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS, scope="training/")):
+            return optimizer.apply_gradients(summed, g.global_step, name="train_op")
+
+
+def _regularization():
+    regularization = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
+    return tf.add_n(regularization) if regularization else 0.0
+
+
+def _head(labels, logits, end_points):
+    """A tower's predictions, loss (mean cross-entropy plus weight decay) and accuracy."""
     predictions = tf.argmax(logits, 1)
     # Softmax and log in one op: stable where the tutorial's log(softmax) went to inf.
-    cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=g.label, logits=logits))
-    regularization = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
-    loss = tf.add(cross_entropy, tf.add_n(regularization) if regularization else 0.0)
-    correct = tf.equal(predictions, g.label)
+    cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    loss = tf.add(cross_entropy, _regularization())
+    correct = tf.equal(predictions, labels)
     accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
     return types.SimpleNamespace(logits=logits, predictions=predictions, loss=loss, correct=correct,
                                  accuracy=accuracy, end_points=end_points)

@@ -6,9 +6,10 @@ batch, optimizer and precision, measured in one run on this machine (`make bench
 
 For each model and precision, the frameworks take turns, `--rounds` times (so a slow spell of a
 shared machine hits them all alike), each timing `--steps` training steps after `--warmup`:
-- cnn_tf: the real code path, `cnn_tf.train.run_epoch` on the graph `build_graph` makes from the
-  model's config, with its default summaries and a live progress bar (written to /dev/null); and
-  the same graph's bare step (sess.run(train_op) alone), so the loop's own cost shows;
+- cnn_tf: the real code path, `cnn_tf.loop.Trainer` with its per-step callbacks (NaN guard, train
+  summaries, a live progress bar written to /dev/null) on the graph `build_graph` makes from the
+  model's config; and the same graph's bare step (sess.run(train_op) alone), so the loop's own cost
+  shows; and (`--towers=2`) the loop with --num_towers=2 on as many CPU devices;
 - Keras: `keras.Model.fit` (verbose=0), timed from the end of the warm-up batches by a callback;
 - PyTorch: the usual loop (zero_grad, forward, backward, step, loss.item()), if torch is installed.
 The best round of each counts. It also reports cnn_tf's evaluation images/s, the forward FLOPs
@@ -39,11 +40,13 @@ import tensorflow as tf  # noqa: E402
 import tqdm  # noqa: E402
 
 from cnn_tf import config  # noqa: E402
+from cnn_tf.callbacks import EventWriters, NanGuard, Progress, TrainSummaries  # noqa: E402
+from cnn_tf.data.pipeline import TrainFeed  # noqa: E402
 from cnn_tf.evaluation import evaluate_split  # noqa: E402
 from cnn_tf.graph import build_graph, cpu_has_bfloat16  # noqa: E402
-from cnn_tf.nets import arg_scopes_map, nets_map  # noqa: E402
-from cnn_tf.nets.scopes import arg_scope  # noqa: E402
-from cnn_tf.train import run_epoch  # noqa: E402
+from cnn_tf.loop import Callback, Trainer  # noqa: E402
+from cnn_tf.nets import get_network_fn  # noqa: E402
+from cnn_tf.traindir import TrainDir  # noqa: E402
 
 IMAGE_SHAPE, NUM_CLASSES = (28, 28, 1), 10
 DEFAULT_SPLIT = {"train": 55000, "validation": 5000}  # Fashion-MNIST with the default --validation_size
@@ -54,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--models", default="lenet,three_conv")
     p.add_argument("--precisions", default="float32,mixed_bfloat16")
     p.add_argument("--frameworks", default="cnn_tf,keras,torch")
+    p.add_argument("--towers", default="2", help="also time cnn_tf's loop with these --num_towers (float32, "
+                   "one CPU device each), against one tower; empty: no such row")
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--warmup", type=int, default=20)
@@ -66,11 +71,10 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def model_flags(model, precision, batch_size):
+def model_flags(model, precision, batch_size, num_towers=1):
     """The model's Fashion-MNIST config: the layers and options the user trains by default."""
-    hp = config.load_flags(os.path.join(ROOT, "configs", f"{model}_fashion_mnist.cfg"))
-    hp.precision, hp.batch_size = precision, batch_size
-    return hp
+    return config.load_config(os.path.join(ROOT, "configs", f"{model}_fashion_mnist.cfg")).replace(
+        precision=precision, batch_size=batch_size, num_towers=num_towers)
 
 
 def make_data(n, seed=0):
@@ -78,47 +82,60 @@ def make_data(n, seed=0):
     return rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8), rng.integers(0, NUM_CLASSES, n).astype(np.int64)
 
 
-class CnnTf:
-    """cnn_tf's own training loop on its own graph."""
+class Clock(Callback):
+    """Times an epoch of the loop from the end of its `warmup` steps to its last step."""
 
-    def __init__(self, hp, x, y):
-        self.hp, self.x, self.y = hp, x, y
+    def __init__(self, warmup):
+        self.warmup = warmup
+
+    def before_epoch(self):
+        self.steps, self.started = 0, time.perf_counter()
+
+    def after_step(self, values):
+        self.steps += 1
+        if self.steps == self.warmup:
+            self.started = time.perf_counter()
+        self.stopped = time.perf_counter()
+
+
+class CnnTf:
+    """cnn_tf's own training loop on its own graph; one epoch of the data is warm-up + timed steps."""
+
+    def __init__(self, hp, x, y, warmup):
+        self.hp, self.x, self.y, self.warmup = hp, x, y, warmup
         self.g = build_graph(hp, IMAGE_SHAPE, NUM_CLASSES, len(x), precision=hp.precision)
-        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(hp))
-        self.sess.run(self.g.init_op)
-        self.logdir = tempfile.mkdtemp(prefix="cnn_tf_bench_")
-        with self.g.graph.as_default():
-            self.writer = tf.compat.v1.summary.FileWriter(self.logdir)
         self.devnull = open(os.devnull, "w")
-        self.step = 0
+        self.clock = Clock(warmup)
+        callbacks = [NanGuard(), TrainSummaries(hp.summary_every_n_steps),
+                     EventWriters(TrainDir(tempfile.mkdtemp(prefix="cnn_tf_bench_"))),
+                     Progress(file=self.devnull), self.clock]
+        self.feed = TrainFeed(self.g.pipeline, x, y, hp.batch_size)
+        self.trainer = Trainer(self.g, self.feed, callbacks, num_epochs=1 << 30,
+                               session_config=config.session_config(hp))
+        self.trainer.open()
 
     def train_rate(self, warmup, steps):
-        g, hp = self.g, self.hp
-        g.pipeline.start(self.sess, self.x, self.y, hp.batch_size)
-        stop = types.SimpleNamespace(signum=None)
-        bar = tqdm.tqdm(total=warmup + steps, file=self.devnull, disable=False)
-        self.step = run_epoch(self.sess, g, self.writer, self.step, warmup, hp.batch_size,
-                              hp.summary_every_n_steps, bar, stop).step
-        started = time.perf_counter()
-        self.step = run_epoch(self.sess, g, self.writer, self.step, steps, hp.batch_size,
-                              hp.summary_every_n_steps, bar, stop).step
-        return steps * hp.batch_size / (time.perf_counter() - started)
+        """One epoch of the loop (`warmup` + `steps` steps)."""
+        assert warmup == self.warmup and self.feed.steps_per_epoch == warmup + steps
+        self.trainer.run(self.trainer.global_step + self.feed.steps_per_epoch)
+        return steps * self.hp.batch_size / (self.clock.stopped - self.clock.started)
 
     def bare_rate(self, warmup, steps):
         """The graph alone: sess.run(train_op) in a loop, no fetches, summaries or progress bar. What
         the loop adds to it is the framework's own cost."""
-        g, hp = self.g, self.hp
-        g.pipeline.start(self.sess, self.x, self.y, hp.batch_size)
+        sess = self.trainer.sess
+        self.feed.start(sess, 0, 0)
         for i in range(warmup + steps):
             if i == warmup:
                 started = time.perf_counter()
-            self.sess.run(g.train_op)
-        return steps * hp.batch_size / (time.perf_counter() - started)
+            sess.run(self.g.train_op)
+        return steps * self.hp.batch_size / (time.perf_counter() - started)
 
     def eval_rate(self, images, labels):
-        evaluate_split(self.sess, self.g, images[:1000], labels[:1000], self.hp.eval_batch_size)  # warm-up
+        sess = self.trainer.sess
+        evaluate_split(sess, self.g, images[:1000], labels[:1000], self.hp.eval_batch_size)  # warm-up
         started = time.perf_counter()
-        evaluate_split(self.sess, self.g, images, labels, self.hp.eval_batch_size)
+        evaluate_split(sess, self.g, images, labels, self.hp.eval_batch_size)
         return len(images) / (time.perf_counter() - started)
 
 
@@ -212,9 +229,8 @@ def forward_flops_per_image(hp):
     """Float operations of one image's forward pass, from TensorFlow's profiler."""
     graph = tf.Graph()
     with graph.as_default():
-        options = dict(weight_decay=0.0, use_batch_norm=hp.batch_norm, init_stddev=hp.init_stddev)
-        with arg_scope(arg_scopes_map[hp.model](**options)):
-            nets_map[hp.model](tf.zeros([1, *IMAGE_SHAPE]), NUM_CLASSES, is_training=False, keep_prob=1.0)
+        network_fn = get_network_fn(hp.model, NUM_CLASSES, use_batch_norm=hp.batch_norm, init_stddev=hp.init_stddev)
+        network_fn(tf.zeros([1, *IMAGE_SHAPE]), is_training=False, keep_prob=1.0)
         profile = tf.compat.v1.profiler.profile(
             graph, options=tf.compat.v1.profiler.ProfileOptionBuilder(
                 tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build())
@@ -302,15 +318,24 @@ def benchmark(args):
             # Without bfloat16 instructions every framework emulates it ~10x slower: a short look.
             steps, rounds = (max(5, args.steps // 10), 1) if emulated else (args.steps, args.rounds)
             runners = {}
+            epoch = (args.warmup + steps) * args.batch_size  # one epoch of the loop per round
             if "cnn_tf" in frameworks:
-                runners["cnn_tf"] = CnnTf(hp, x, y)
+                runners["cnn_tf"] = CnnTf(hp, x[:epoch], y[:epoch], args.warmup)
+                if precision == "float32":  # towers: on as many CPU devices, against one tower
+                    for towers in filter(None, args.towers.split(",")):
+                        runners[f"towers{towers}"] = CnnTf(model_flags(model, precision, args.batch_size,
+                                                                       int(towers)), x[:epoch], y[:epoch], args.warmup)
             rates = {name: [] for name in frameworks}
             bare = []
+            tower_rates = {name: ([], []) for name in runners if name.startswith("towers")}
             for _ in range(rounds):  # alternate, so a noisy spell hits every framework
                 for name in frameworks:
                     if name == "cnn_tf":
                         rates[name].append(runners["cnn_tf"].train_rate(args.warmup, steps))
                         bare.append(runners["cnn_tf"].bare_rate(args.warmup, steps))
+                        for key, (loop_rates, bare_rates) in tower_rates.items():
+                            loop_rates.append(runners[key].train_rate(args.warmup, steps))
+                            bare_rates.append(runners[key].bare_rate(args.warmup, steps))
                     elif name == "keras":
                         rates[name].append(keras_rate(keras_model(model, precision, hp), x, y, args.batch_size,
                                                       args.warmup, steps))
@@ -340,6 +365,16 @@ def benchmark(args):
                         run[f"ratio_vs_{other}"] = round(best["cnn_tf"] / best[other], 2)
             results["runs"].append(run)
             print(json.dumps(run), flush=True)
+            for key, (loop_rates, bare_rates) in tower_rates.items():
+                tower_run = {"model": model, "precision": precision, "num_towers": int(key[len("towers"):]),
+                             "bfloat16_emulated": False, "steps": steps,
+                             "images_per_s": {"cnn_tf": round(max(loop_rates), 1)},
+                             "all_rounds": {"cnn_tf": [round(v, 1) for v in loop_rates]},
+                             "bare_step_images_per_s": round(max(bare_rates), 1),
+                             "loop_share_of_bare_step": round(max(loop_rates) / max(bare_rates), 3),
+                             "ratio_vs_one_tower": round(max(loop_rates) / best["cnn_tf"], 2)}
+                results["runs"].append(tower_run)
+                print(json.dumps(tower_run), flush=True)
     if args.time_to_accuracy:
         results["time_to_accuracy"] = {"target": args.target_accuracy}
         for precision in args.precisions.split(","):
@@ -366,6 +401,9 @@ def markdown(results):
         rate = r["images_per_s"]
         precision = r["precision"] + (f" (emulated: no bf16 instructions; {r['steps']} steps, 1 round)"
                                       if r["bfloat16_emulated"] else "")
+        if r.get("num_towers"):
+            precision += (f", --num_towers={r['num_towers']} on {r['num_towers']} CPU devices "
+                          f"({r['ratio_vs_one_tower']}× one tower)")
         cells = [f"`{r['model']}`", precision, rate.get("cnn_tf", "–"), rate.get("keras", "–"), rate.get("torch", "–"),
                  f"{r['ratio_vs_keras']}×" if "ratio_vs_keras" in r else "–",
                  f"{r['ratio_vs_torch']}×" if "ratio_vs_torch" in r else "–",

@@ -10,7 +10,7 @@ from conftest import ROOT, cli_env
 def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     result = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--models=lenet", "--precisions=float32",
-         "--frameworks=cnn_tf,keras,torch", "--steps=3", "--warmup=2", "--rounds=1", "--eval_images=500",
+         "--frameworks=cnn_tf,keras,torch", "--steps=3", "--warmup=2", "--rounds=1", "--eval_images=500", "--towers=2",
          f"--out={tmp_path}"], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     results = json.load(open(tmp_path / "results.json"))
@@ -26,3 +26,6 @@ def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     assert results["matmul_peak_gflops"] > 0 and results["machine"]["cores"] >= 1
     table = (tmp_path / "results.md").read_text()
     assert "| `lenet` | float32 |" in table and "matmul peak measured" in table
+    towers = results["runs"][1]
+    assert towers["num_towers"] == 2 and towers["images_per_s"]["cnn_tf"] > 0 and towers["ratio_vs_one_tower"] > 0
+    assert "--num_towers=2 on 2 CPU devices" in table

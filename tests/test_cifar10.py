@@ -6,7 +6,6 @@ import tarfile
 
 import numpy as np
 import pytest
-from absl import flags
 
 from cnn_tf import config
 from cnn_tf.data import cifar10, load_dataset, mnist
@@ -117,12 +116,10 @@ def test_train_one_epoch_on_downloaded_cifar10(tmp_path, served):
     from cnn_tf import train
 
     url, _, _ = served
-    fv = flags.FlagValues()
-    config.define_train_flags(fv)
-    fv(["train", "--dataset=cifar10", "--model=three_conv", f"--data_dir={tmp_path}/data",
-        f"--train_dir={tmp_path}/run", f"--download_mirror={url}", "--validation_size=50",
-        "--batch_size=25", "--num_epochs=1", "--noprogress"])
+    cfg = config.RunConfig(dataset="cifar10", model="three_conv", data_dir=f"{tmp_path}/data",
+                           train_dir=f"{tmp_path}/run", download_mirror=url, validation_size=50, batch_size=25,
+                           num_epochs=1, progress=False)
     os.makedirs(tmp_path / "data")
-    metrics = train.train(fv)
+    metrics = train.train(cfg.resolved())
     assert metrics["count"] == 50
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "model.ckpt-10.index")

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 from cnn_tf import config
 from cnn_tf.evaluation import evaluate_split, per_class_metrics
@@ -11,10 +10,7 @@ from conftest import make_images
 
 
 def hparams(**overrides):
-    fv = flags.FlagValues()
-    config.define_train_flags(fv)
-    fv(["test"] + [f"--{k}={v}" for k, v in overrides.items()])
-    return fv
+    return config.RunConfig(**overrides)
 
 
 def session(g):

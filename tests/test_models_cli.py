@@ -56,6 +56,6 @@ def test_model_trains_and_evaluates_through_the_clis(model, data_dir, pets_dir, 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.cfg"))),
                          ids=os.path.basename)
 def test_every_config_parses_and_names_a_model_and_dataset(path):
-    fv = config.load_flags(path)
+    fv = config.load_config(path)
     assert fv.model in nets_map and fv.dataset in DATASETS
     assert fv.train_dir == f"runs/{os.path.basename(path)[:-4]}"

@@ -4,7 +4,6 @@ Pixels stay uint8 here; they are scaled to [0, 1] exactly once, inside the graph
 (`cnn_tf.data.pipeline`).
 """
 import functools
-import inspect
 
 from cnn_tf.data import cifar10, image_folder, mnist
 from cnn_tf.data.dataset import Dataset
@@ -19,18 +18,20 @@ DATASETS = {
 
 
 def load_dataset(name, **kwargs):
-    """kwargs: the loader's parameters, named as the flags that set them (data_dir, ...)."""
+    """kwargs: the loader's own parameters (data_dir, validation_size, ...)."""
     return DATASETS[name](**kwargs)
 
 
-def load_dataset_from_flags(fv):
-    """The dataset a run's flags name (train flags, or a train dir's saved flags.cfg). Each loader
-    gets the flags its parameters are named after; `--image_size` defaults to the model's."""
-    loader = DATASETS[fv.dataset]
-    kwargs = {name: fv[name].value for name in inspect.signature(loader).parameters if name in fv}
-    if "image_size" in kwargs and not kwargs["image_size"]:
-        kwargs["image_size"] = nets_map[fv.model].default_image_size
-    return loader(**kwargs)
+def load_dataset_for(cfg):
+    """The dataset a run configuration (`cnn_tf.config.RunConfig`) names."""
+    if cfg.dataset == "image_folder":
+        return image_folder.load(
+            data_dir=cfg.data_dir, labels_csv=cfg.labels_csv, class_names=cfg.class_names,
+            image_size=cfg.image_size or nets_map[cfg.model].default_image_size,
+            validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction,
+            skip_bad_images=cfg.skip_bad_images, seed=cfg.seed)
+    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, validation_size=cfg.validation_size,
+                        download_mirror=cfg.download_mirror)
 
 
-__all__ = ["DATASETS", "Dataset", "load_dataset", "load_dataset_from_flags"]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "load_dataset_for"]

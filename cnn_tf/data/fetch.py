@@ -9,9 +9,6 @@ from cnn_tf import errors
 from cnn_tf.data import mnist
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", "fashion_mnist", sorted(mnist.SPECS), "Dataset to fetch.")
-flags.DEFINE_string("data_dir", None, "Directory to look in first and download into (default: the cache).")
-flags.DEFINE_string("download_mirror", None, "Base URL to download from (default: the official mirror).")
 
 
 def main(argv):
@@ -20,5 +17,12 @@ def main(argv):
         print(f"{role}: {path}")
 
 
-if __name__ == "__main__":
+def run():
+    flags.DEFINE_enum("dataset", "fashion_mnist", sorted(mnist.SPECS), "Dataset to fetch.")
+    flags.DEFINE_string("data_dir", None, "Directory to look in first and download into (default: the cache).")
+    flags.DEFINE_string("download_mirror", None, "Base URL to download from (default: the official mirror).")
     errors.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -6,6 +6,8 @@ prefetched so the next batch is ready while the current step runs. Shuffling is 
 from (seed, epoch), and augmentation draws from stateless seeds (seed, epoch, batch), so a resumed
 run sees exactly the batches an uninterrupted one would.
 """
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -86,3 +88,18 @@ class InputPipeline:
             seed, epoch, first_batch = augment_seed
             feed.update({self._augment: True, self._seed: [seed, epoch], self._first_batch: first_batch})
         sess.run(self._iterator.initializer, feed)
+
+
+class TrainFeed:
+    """The training loop's data source: the training split, fed to `pipeline` epoch by epoch in the
+    shuffled order of (seed, epoch), from any step of the epoch (a resume continues mid-epoch)."""
+
+    def __init__(self, pipeline, images, labels, batch_size, seed=0, augment=False):
+        self.pipeline, self.images, self.labels = pipeline, images, labels
+        self.batch_size, self.seed, self.augment = batch_size, seed, augment
+        self.steps_per_epoch = max(1, math.ceil(len(images) / batch_size))  # the last batch may be partial
+
+    def start(self, sess, epoch, first_step):
+        order = epoch_order(len(self.images), self.seed, epoch)[first_step * self.batch_size:]
+        self.pipeline.start(sess, self.images[order], self.labels[order], self.batch_size,
+                            augment_seed=(self.seed, epoch, first_step) if self.augment else None)

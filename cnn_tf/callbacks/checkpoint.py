@@ -1,0 +1,34 @@
+"""A checkpoint after every epoch and where a stop request lands, in cnn_tf.checkpoints' crash-safe order."""
+from cnn_tf import checkpoints, errors
+from cnn_tf.loop import Callback
+
+
+class Checkpoint(Callback):
+    """Saves `prefix-<global step>` after each epoch and when the run stops mid-epoch, keeping
+    `max_to_keep`. Never saves weights that are not finite (the NaN guard runs first and handles
+    them; without one, that is an error). At start, removes what a killed save left behind."""
+
+    chief_only = True
+
+    def __init__(self, prefix, max_to_keep):
+        self.prefix, self.max_to_keep = prefix, max_to_keep
+
+    def before_train(self):
+        checkpoints.remove_incomplete(self.trainer.checkpoint_dir)
+
+    def _save(self):
+        t = self.trainer
+        if not t.sess.run(t.g.all_finite):
+            return False
+        checkpoints.save(t.sess, t.g, self.prefix, t.global_step, self.max_to_keep)
+        return True
+
+    def after_epoch(self):
+        if not self._save():
+            raise errors.TrainingDiverged(f"the weights are not finite at global step {self.trainer.global_step}: "
+                                          "not saved; lower --initial_learning_rate")
+
+    def after_train(self, state):
+        latest = checkpoints.latest(self.trainer.checkpoint_dir)
+        if state == "stopped" and (latest is None or checkpoints.step_of(latest) != self.trainer.global_step):
+            self._save()

@@ -1,0 +1,73 @@
+"""What the console shows of a run: a progress bar per epoch, one line per epoch."""
+import math
+import sys
+import time
+
+import tqdm
+
+from cnn_tf.loop import Callback
+
+
+class Progress(Callback):
+    """A tqdm bar while an epoch runs (loss, accuracy, images/s; on a terminal only, unless `file`
+    is given), then one line: the epoch's mean train loss and accuracy, images/s, what validation
+    put in `trainer.epoch_logs`, and the epoch's wall time. Also says where a run resumes."""
+
+    def __init__(self, enabled=True, file=None):
+        self.enabled, self.file, self.bar = enabled, file, None
+
+    def before_train(self):
+        t = self.trainer
+        if t.resumed_from:
+            print(f"resuming from {t.resumed_from} at global step {t.global_step} "
+                  f"(epoch {t.global_step // t.steps_per_epoch + 1}, step {t.global_step % t.steps_per_epoch} "
+                  f"of {t.steps_per_epoch})", file=self.file or sys.stdout, flush=True)
+        if t.global_step >= t.max_steps:
+            print(f"already trained {t.num_epochs} epochs (global step {t.global_step}); raise --num_epochs to "
+                  "train on", file=self.file or sys.stdout)
+
+    def before_epoch(self):
+        t = self.trainer
+        self._close_bar()
+        self.started = time.perf_counter()
+        self.steps, self.loss_sum, self.accuracy_sum, self.train_seconds = 0, 0.0, 0.0, 1e-9
+        self.bar = tqdm.tqdm(total=t.steps_per_epoch, initial=t.step_in_epoch, desc=f"epoch {t.epoch + 1}/{t.num_epochs}",
+                             unit="step", disable=None if self.enabled and not self.file else not self.enabled,
+                             leave=False, file=self.file)
+
+    def before_step(self):
+        return {"loss": self.trainer.g.train.loss, "accuracy": self.trainer.g.train.accuracy}
+
+    def after_step(self, values):
+        if not math.isfinite(values["loss"]):
+            return
+        self.train_seconds = time.perf_counter() - self.started  # not validation's or the checkpoint's
+        self.steps += 1
+        self.loss_sum += values["loss"]
+        self.accuracy_sum += values["accuracy"]
+        self.bar.update(1)
+        if self.steps % 10 == 1 or self.trainer.step_in_epoch == self.trainer.steps_per_epoch:
+            rate = self.steps * self.trainer.feed.batch_size / self.train_seconds
+            self.bar.set_postfix(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.4f}",
+                                 img_s=f"{rate:.0f}", refresh=False)
+
+    def after_epoch(self):
+        t = self.trainer
+        self._close_bar()
+        seconds = time.perf_counter() - self.started
+        steps = max(self.steps, 1)
+        line = (f"epoch {t.epoch + 1}/{t.num_epochs}  step {t.global_step}  train loss {self.loss_sum / steps:.4f} "
+                f"acc {self.accuracy_sum / steps:.4f}  {self.steps * t.feed.batch_size / self.train_seconds:.0f} img/s")
+        validation = t.epoch_logs.get("validation")
+        if validation:
+            line += (f"  validation loss {validation['loss']:.4f} acc {validation['accuracy']:.4f} "
+                     f"in {validation['seconds']:.1f}s")
+        print(f"{line}  ({seconds:.1f}s)", file=self.file or sys.stdout, flush=True)
+
+    def after_train(self, state):
+        self._close_bar()
+
+    def _close_bar(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

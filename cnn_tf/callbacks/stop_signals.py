@@ -1,0 +1,32 @@
+"""SIGINT and SIGTERM stop training after the current step, with a checkpoint there."""
+import os
+import signal
+import sys
+
+from cnn_tf.loop import Callback
+
+
+class StopOnSignal(Callback):
+    """The first SIGINT or SIGTERM asks the loop to stop after the current step (the Checkpoint
+    callback then saves there; the exit code is 128 + the signal); a second one quits at once, which
+    loses nothing complete either (see cnn_tf.checkpoints)."""
+
+    def before_train(self):
+        self.signum = None
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            print(f"\n{signal.Signals(signum).name} again: quitting without saving", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step (send it again to quit at once)",
+              file=sys.stderr, flush=True)
+
+    def after_step(self, values):
+        if self.signum is not None:
+            self.trainer.request_stop(signal.Signals(self.signum).name, 128 + self.signum)
+
+    def after_train(self, state):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,173 @@
+"""Where the training loop runs: a small step loop, and the protocol of the callbacks that do
+everything else (progress, summaries, NaN guard, signals, validation, checkpoints, status).
+
+    trainer = Trainer(g, feed, callbacks, num_epochs, session_config, checkpoint_dir)
+    trainer.train()
+
+    setup(trainer)        each callback, in order; the graph is still open, so a callback may add ops
+    -- the graph is finalized, the session created, the latest checkpoint restored (or the
+       variables initialized); a failure here leaves the train dir as it was --
+    before_train()
+    per epoch:   the feed starts the epoch's order at the current step, then before_epoch()
+      per step:  before_step() -> extra fetches; ONE sess.run(train op + every callback's fetches);
+                 after_step(values of that callback's own fetches)
+      after_epoch()       (only for an epoch run to its end)
+    after_train(state)    state: "finished", "stopped" or "failed" (an exception is on its way)
+
+A callback may ask the loop to stop after the current step (`request_stop`), or put the weights
+back to an earlier step (`rewind`, after restoring them): the epoch then restarts at that step and
+`after_rewind()` tells every callback. Callbacks run in the order given; `chief_only` ones run on the
+chief (worker 0) only.
+"""
+import tensorflow as tf
+
+from cnn_tf import checkpoints
+
+
+class Callback:
+    """One concern of a training run; override the events it needs (see the module docstring).
+    `self.trainer` is the Trainer (its `sess`, `g`, `global_step`, `epoch`, `step_in_epoch`, ...)."""
+
+    chief_only = False
+
+    def setup(self, trainer):
+        self.trainer = trainer
+
+    def before_train(self):
+        pass
+
+    def before_epoch(self):
+        pass
+
+    def before_step(self):
+        """Returns a dict of tensors or ops to fetch in this step's sess.run, or None."""
+        return None
+
+    def after_step(self, values):
+        """`values`: the fetched values of this callback's own before_step dict (None if it had none)."""
+
+    def after_epoch(self):
+        pass
+
+    def after_rewind(self):
+        pass
+
+    def after_train(self, state):
+        pass
+
+
+class Trainer:
+    """Runs `g.train_op` over `feed` (steps_per_epoch, start(sess, epoch, first_step)) for `num_epochs`
+    epochs, counted across resumes; `initialize(sess)` gives fresh weights (default: g.init_op)."""
+
+    def __init__(self, g, feed, callbacks, num_epochs, session_config=None, checkpoint_dir=None,
+                 initialize=None, is_chief=True):
+        self.g, self.feed, self.num_epochs = g, feed, num_epochs
+        self.session_config, self.checkpoint_dir, self.is_chief = session_config, checkpoint_dir, is_chief
+        self._initialize = initialize or (lambda sess: sess.run(g.init_op))
+        self.callbacks = [c for c in callbacks if is_chief or not c.chief_only]
+        self.steps_per_epoch = feed.steps_per_epoch
+        self.max_steps = num_epochs * self.steps_per_epoch
+        self.sess, self.global_step, self.epoch, self.step_in_epoch = None, 0, 0, 0
+        self.resumed_from, self.state, self.stop_reason, self.exit_code = None, None, None, 0
+        self.epoch_logs, self.results = {}, {}
+        self._rewound = False
+
+    # What callbacks may call.
+    def request_stop(self, reason, exit_code=0):
+        """Stop after the current step (the callbacks' after_train("stopped") still run)."""
+        if self.stop_reason is None:
+            self.stop_reason, self.exit_code = reason, exit_code
+
+    def restore(self):
+        """The latest complete checkpoint of checkpoint_dir, or fresh weights; returns (step, path)."""
+        latest = checkpoints.latest(self.checkpoint_dir) if self.checkpoint_dir else None
+        if latest:
+            return checkpoints.restore(self.sess, self.g, latest), latest
+        self._initialize(self.sess)
+        return 0, None
+
+    def rewind(self, step):
+        """The weights were put back to `step`: the epoch restarts there."""
+        self.global_step, self._rewound = step, True
+        self._fire("after_rewind")
+
+    # The loop.
+    def train(self):
+        """setup, session, restore, loop; returns the final state."""
+        self.open()
+        try:
+            self.run(self.max_steps)
+        finally:
+            self.close()
+        return self.state
+
+    def open(self):
+        for callback in self.callbacks:
+            callback.setup(self)
+        self.g.graph.finalize()  # an op created by the loop would be a bug (and a slow leak)
+        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=self.session_config)
+        try:
+            self.global_step, self.resumed_from = self.restore()
+        except BaseException:
+            self.sess.close()
+            raise
+        self.state = "failed"  # until the loop says otherwise
+        self._started, self._begun = False, []
+
+    def run(self, max_steps):
+        """Trains until global step `max_steps` (or a stop request)."""
+        with self.g.graph.as_default():  # the graph callbacks create writers and savers on
+            self._run(max_steps)
+
+    def _run(self, max_steps):
+        if not self._started:
+            self._started = True
+            for callback in self.callbacks:
+                callback.before_train()
+                self._begun.append(callback)
+        while self.global_step < max_steps and self.stop_reason is None:
+            self.epoch, self.step_in_epoch = divmod(self.global_step, self.steps_per_epoch)
+            self.feed.start(self.sess, self.epoch, self.step_in_epoch)
+            self._rewound, self.epoch_logs = False, {}
+            self._fire("before_epoch")
+            last = min(self.steps_per_epoch, self.step_in_epoch + max_steps - self.global_step)
+            while self.step_in_epoch < last and not self._rewound and self.stop_reason is None:
+                self._step()
+            if not self._rewound and self.step_in_epoch == self.steps_per_epoch:
+                self._fire("after_epoch")
+        self.state = "stopped" if self.stop_reason is not None else "finished"
+
+    def close(self):
+        """after_train on every callback whose before_train ran (each one, even if another raised:
+        writers must close), then the session."""
+        error = None
+        with self.g.graph.as_default():
+            for callback in self._begun:
+                try:
+                    callback.after_train(self.state)
+                except Exception as e:  # noqa: BLE001 - re-raised below, after the others ran
+                    error = error or e
+        self.sess.close()
+        if error is not None:
+            raise error
+
+    def _step(self):
+        fetches = {"train_op": self.g.train_op}
+        for i, callback in enumerate(self.callbacks):
+            extra = callback.before_step()
+            if extra:
+                fetches[i] = extra
+        values = self.sess.run(fetches)
+        self.global_step += 1
+        self.step_in_epoch += 1
+        for i, callback in enumerate(self.callbacks):
+            callback.after_step(values.get(i))
+            if self._rewound:
+                return
+
+    def _fire(self, event, *args):
+        for callback in self.callbacks:
+            getattr(callback, event)(*args)
+            if self._rewound and event == "after_epoch":
+                return
