@@ -37,7 +37,6 @@ sys.path.insert(0, ROOT)
 
 import cnn_tf  # noqa: E402,F401  (first: it loads TensorFlow quietly)
 import tensorflow as tf  # noqa: E402
-import tqdm  # noqa: E402
 
 from cnn_tf import config  # noqa: E402
 from cnn_tf.callbacks import EventWriters, NanGuard, Progress, TrainSummaries  # noqa: E402
@@ -129,7 +128,13 @@ class CnnTf:
             if i == warmup:
                 started = time.perf_counter()
             sess.run(self.g.train_op)
-        return steps * self.hp.batch_size / (time.perf_counter() - started)
+        rate = steps * self.hp.batch_size / (time.perf_counter() - started)
+        self.trainer.global_step = int(sess.run(self.g.global_step))  # the loop goes on from there
+        return rate
+
+    def close(self):
+        self.trainer.close()
+        self.devnull.close()
 
     def eval_rate(self, images, labels):
         sess = self.trainer.sess
@@ -363,6 +368,8 @@ def benchmark(args):
                 for other in ("keras", "torch"):
                     if other in best:
                         run[f"ratio_vs_{other}"] = round(best["cnn_tf"] / best[other], 2)
+            for runner in runners.values():
+                runner.close()
             results["runs"].append(run)
             print(json.dumps(run), flush=True)
             for key, (loop_rates, bare_rates) in tower_rates.items():
