@@ -13,10 +13,11 @@ BENCH_ARGS ?= --time_to_accuracy --update_readme --rounds=5
 
 install: $(VENV)/.installed
 
+# PYTHONWARNINGS quiets setuptools' boxed "Editable installation" notice, which --quiet lets through.
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	bash scripts/make_venv.sh $(PYTHON) $(VENV)
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --upgrade pip
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
 data: install
@@ -31,9 +32,9 @@ test: data
 
 # The benchmark's own environment: the package plus PyTorch's CPU build (not a dependency of cnn_tf).
 $(BENCH_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e . 'torch==2.13.0'
+	bash scripts/make_venv.sh $(PYTHON) $(BENCH_VENV)
+	PYTHONWARNINGS=ignore $(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	PYTHONWARNINGS=ignore $(BENCH_VENV)/bin/python -m pip install --quiet -e . 'torch==2.13.0'
 	touch $@
 
 # cnn_tf vs Keras fit vs PyTorch, float32 and mixed_bfloat16; writes bench/results.{json,md} and
@@ -41,8 +42,13 @@ $(BENCH_VENV)/.installed: pyproject.toml
 bench: data $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
 
+# Through cnn_tf, which loads TensorFlow with its C++ start-up lines muted ("failed call to cuInit"
+# on machines without a GPU, oneDNN notices).
+LOGDIR ?= runs
+PORT ?= 6006
 tensorboard: install
-	$(VENV)/bin/tensorboard --logdir=runs --host=127.0.0.1
+	@echo "TensorBoard over $(LOGDIR): open http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
+	@$(PY) -m cnn_tf.tensorboard --logdir=$(LOGDIR) --host=127.0.0.1 --port=$(PORT)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) *.egg-info

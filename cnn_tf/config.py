@@ -23,7 +23,6 @@ from cnn_tf.traindir import write_atomic
 
 DATA, MODEL, OPTIMIZATION, OUTPUT, RUNTIME, EVALUATION = (
     "data", "model", "optimization", "output", "runtime", "evaluation")
-GROUPS = (DATA, MODEL, OPTIMIZATION, OUTPUT, RUNTIME, EVALUATION)  # --help's order
 OPTIMIZERS = ("adam", "momentum", "sgd", "rmsprop")
 
 
@@ -43,8 +42,12 @@ def fraction(v):  # [0, 1)
     return 0 <= v < 1
 
 
+def open_unit_interval(v):  # (0, 1)
+    return 0 < v < 1
+
+
 _CHECK_WORDS = {positive: "must be positive", non_negative: "must be >= 0", unit_interval: "must be in (0, 1]",
-                fraction: "must be in [0, 1)"}
+                fraction: "must be in [0, 1)", open_unit_interval: "must be in (0, 1)"}
 
 
 def option(default, help, group, choices=None, check=None, must_match=False, overridable=False, saved=True):
@@ -138,7 +141,7 @@ class RunConfig(_Options):
     on_nan: str = option("stop", "At a NaN or infinite loss: stop with an error, or roll back to the last "
                          "checkpoint with a lower learning rate.", OPTIMIZATION, choices=("stop", "rollback"))
     nan_lr_factor: float = option(0.5, "--on_nan=rollback multiplies the learning rate by this, in (0, 1).",
-                                  OPTIMIZATION, check=lambda v: 0 < v < 1)
+                                  OPTIMIZATION, check=open_unit_interval)
     max_nan_rollbacks: int = option(3, "--on_nan=rollback gives up after this many rollbacks.", OPTIMIZATION,
                                     check=non_negative)
     # Output
@@ -152,7 +155,7 @@ class RunConfig(_Options):
                          "when --allow_soft_placement.", RUNTIME, choices=("cpu", "gpu"), overridable=True)
     num_towers: int = option(1, "Replicas of the model, each on its own device (/gpu:0.. with --device=gpu, "
                              "/cpu:0.. with cpu), each computing the gradients of its share of the batch.",
-                             RUNTIME, check=positive, overridable=True)
+                             RUNTIME, check=positive)
     allow_soft_placement: bool = option(True, "Let TensorFlow place ops elsewhere when the asked-for device "
                                         "cannot run them.", RUNTIME, overridable=True)
     log_device_placement: bool = option(False, "Log the device of every op.", RUNTIME, overridable=True)
@@ -198,12 +201,20 @@ class EvaluateOptions(_Options):
                                    check=positive, saved=False)
 
 
-def fields(options_class, groups=GROUPS, overridable_only=False):
-    return [f for f in dataclasses.fields(options_class) if f.metadata["group"] in groups
-            and (f.metadata["overridable"] or not overridable_only)]
+@dataclasses.dataclass(frozen=True)
+class FetchOptions(_Options):
+    dataset: str = option("fashion_mnist", "Dataset to fetch.", DATA, choices=("fashion_mnist", "mnist"), saved=False)
+    data_dir: typing.Optional[str] = option(None, "Directory to look in first and download into (default: the "
+                                            "cache).", DATA, saved=False)
+    download_mirror: typing.Optional[str] = option(None, "Base URL to download from (default: the official "
+                                                   "mirror).", DATA, saved=False)
 
 
-def _kind(field):
+def fields(options_class, overridable_only=False):
+    return [f for f in dataclasses.fields(options_class) if f.metadata["overridable"] or not overridable_only]
+
+
+def flag_kind(field):
     kind = field.type
     if typing.get_origin(kind) is typing.Union:  # Optional[X]
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
@@ -213,7 +224,7 @@ def _kind(field):
 def define_flags(fv, fields_):
     """Defines a flag on FlagValues `fv` for each field (its group is kept for --help)."""
     for field in fields_:
-        name, meta, default, kind = field.name, field.metadata, field.default, _kind(field)
+        name, meta, default, kind = field.name, field.metadata, field.default, flag_kind(field)
         args = dict(flag_values=fv, module_name=f"cnn_tf ({meta['group']})")
         if meta["choices"]:
             flags.DEFINE_enum(name, default, list(meta["choices"]), meta["help"], **args)
@@ -241,6 +252,8 @@ def given_flags(fv, fields_):
 
 
 def _serialize(name, value):
+    if value is None:
+        return f"no --{name}"
     if isinstance(value, bool):
         return f"--{name}" if value else f"--no{name}"
     if isinstance(value, tuple):

@@ -13,7 +13,7 @@ import time
 import tensorflow as tf
 from absl import flags
 
-from cnn_tf import checkpoints, config, errors
+from cnn_tf import checkpoints, cli, config, errors
 from cnn_tf.data import load_dataset_for
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics
 from cnn_tf.graph import build_graph_for
@@ -63,7 +63,7 @@ def load_run(checkpoint_dir, overrides):
     """The train dir and its saved run configuration, with `overrides` (runtime flags) laid over it.
     One tower: evaluation runs the inference tower only, whatever the run trained with."""
     run_dir = TrainDir.find(checkpoint_dir)
-    cfg = config.load_config(run_dir.flags_cfg).replace(**overrides, num_towers=1)
+    cfg = config.load_config(run_dir.flags_cfg).replace(**{**overrides, "num_towers": 1})
     return run_dir, cfg.resolved()
 
 
@@ -80,9 +80,11 @@ def evaluate_once(opts, overrides):
     split = opts.split
     print(f"checkpoint: {path} (global step {result['global_step']})")
     print(f"{split} images: {result['num_examples']}")
-    print(format_report(result["per_class"], result["confusion_matrix"]))
-    print(f"{split} loss: {result['loss']:.4f}")
     print(f"{split} accuracy: {result['accuracy']:.4f}")
+    print(f"{split} loss: {result['loss']:.4f}")
+    print()
+    print(format_report(result["per_class"], result["confusion_matrix"]))
+    print()
     print(f"wrote {os.path.join(run_dir.eval, 'metrics.json')}")
 
 
@@ -152,8 +154,8 @@ def main(argv):
 
 
 def run():
-    config.define_flags(flags.FLAGS, list(dataclasses.fields(config.EvaluateOptions)) + OVERRIDABLE)
-    errors.run(main)
+    cli.run(main, "python -m cnn_tf.evaluate --checkpoint_dir=DIR [--checkpoint_path=P] [--split=S] [--watch]",
+            list(dataclasses.fields(config.EvaluateOptions)) + OVERRIDABLE)
 
 
 if __name__ == "__main__":

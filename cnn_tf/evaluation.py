@@ -39,14 +39,20 @@ def per_class_metrics(confusion, class_names):
 
 
 def format_report(per_class, confusion):
-    width = max(12, max(len(c["name"]) for c in per_class) + 2)
+    """The per-class table, then the confusion matrix with a header row: the class names cut to the
+    column's width, or, when cut names would be ambiguous, class numbers that the rows name."""
+    names = [c["name"] for c in per_class]
+    cell = max(6, len(str(int(np.max(confusion)))) + 2)
+    headers = [name[:cell - 2] for name in names]
+    if len(set(headers)) < len(headers):
+        headers = [str(k) for k in range(len(names))]
+        names = [f"{k} {name}" for k, name in enumerate(names)]
+    width = max(12, max(len(name) for name in names) + 2)
     lines = [f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
-    for c in per_class:
-        lines.append(f"{c['name']:<{width}}{c['precision']:>10.4f}{c['recall']:>10.4f}{c['f1']:>10.4f}"
-                     f"{c['support']:>9d}")
-    lines.append("")
-    lines.append("confusion matrix (rows: true class, columns: predicted class, in the order above)")
-    cell = max(5, len(str(int(np.max(confusion)))) + 1)
-    for c, row in zip(per_class, confusion):
-        lines.append(f"{c['name']:<{width}}" + "".join(f"{int(v):>{cell}d}" for v in row))
+    for name, c in zip(names, per_class):
+        lines.append(f"{name:<{width}}{c['precision']:>10.4f}{c['recall']:>10.4f}{c['f1']:>10.4f}{c['support']:>9d}")
+    lines += ["", "confusion matrix (rows: true class, columns: predicted class)",
+              " " * width + "".join(f"{h:>{cell}}" for h in headers)]
+    for name, row in zip(names, confusion):
+        lines.append(f"{name:<{width}}" + "".join(f"{int(v):>{cell}d}" for v in row))
     return "\n".join(lines)

@@ -8,13 +8,12 @@ look up by name after `import_meta_graph`: placeholders `image`, `label`, `keep_
 defaults: training pulls from the in-graph input pipeline, evaluation and prediction feed them),
 and the inference tower's `logits`, `predictions`, `loss`, `accuracy`.
 """
-import math
 import sys
 import types
 
 import tensorflow as tf
 
-from cnn_tf.data.pipeline import InputPipeline
+from cnn_tf.data.pipeline import InputPipeline, steps_per_epoch
 from cnn_tf.errors import UserError
 from cnn_tf.config import tower_devices
 from cnn_tf.nets import get_network_fn, model_options
@@ -22,11 +21,6 @@ from cnn_tf.nets.layers import InputSizeError
 
 UPDATE_OPS = tf.compat.v1.GraphKeys.UPDATE_OPS
 TRAIN, TEST, PER_EPOCH = "train", "test", "per_epoch_train"  # summary collections
-
-
-def steps_per_epoch(num_examples, batch_size, num_replicas=1):
-    """Steps of one epoch; every example is seen once, the last batch may be partial."""
-    return max(1, math.ceil(num_examples / (batch_size * num_replicas)))
 
 
 def learning_rate_schedule(cfg, global_step, num_train_examples, num_replicas=1):
@@ -122,7 +116,7 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
     precision = precision or cfg.precision
     devices = check_devices(cfg)
     graph = tf.Graph()
-    g = types.SimpleNamespace(graph=graph, num_towers=cfg.num_towers)
+    g = types.SimpleNamespace(graph=graph, num_towers=cfg.num_towers, precision=precision)
     with graph.as_default():
         tf.compat.v1.set_random_seed(cfg.seed)
         g.global_step = tf.compat.v1.train.get_or_create_global_step()
@@ -148,13 +142,11 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
         # statistics, dropout) and an inference tower (moving averages, no dropout), each a plain graph
         # with Python booleans. A tf.cond on an is_training tensor in every layer kept Grappler from
         # fusing batch norm with its ReLU and put control flow into every step's gradients.
-        g.learning_rate_scale, g.nan_rollbacks = None, None
         if cfg.num_towers == 1:
             with tf.compat.v1.device(devices[0]):
                 with tf.compat.v1.name_scope("training"):
                     g.train = _head(g.label, *model(g.image, is_training=True))
-                towers = [g.train]
-                g.inference = _inference_tower(g, model, cfg)
+                g.inference = _inference_tower(g, model)
                 _add_nan_rollback(g)
                 optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
                 with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
@@ -162,12 +154,11 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
         else:
             towers = _training_towers(g, model, devices)
             with tf.compat.v1.device(devices[0]):
-                g.inference = _inference_tower(g, model, cfg)
+                g.inference = _inference_tower(g, model)
             with tf.compat.v1.device("/cpu:0"):
                 _add_nan_rollback(g)
                 optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
             g.train_op = _train_op_over_towers(g, towers, optimizer, devices)
-        g.towers = towers
 
         _add_eval_totals(g, g.inference.correct, num_classes)
         _add_summaries(g)
@@ -185,7 +176,7 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
     return g
 
 
-def _inference_tower(g, model, cfg):
+def _inference_tower(g, model):
     """The tower evaluation and prediction use; its tensors get the names a user looks up."""
     with tf.compat.v1.name_scope("inference"), \
             tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
@@ -242,7 +233,7 @@ def _training_towers(g, model, devices):
                 loss += _regularization()
             correct = tf.equal(tf.argmax(logits, 1), labels)[:sizes[i]]
             towers.append(types.SimpleNamespace(loss=loss, logits=logits[:sizes[i]], correct=correct,
-                                                end_points=end_points, device=device))
+                                                end_points=end_points))
     with tf.compat.v1.device("/cpu:0"), tf.compat.v1.name_scope("training_all_towers"):
         correct = tf.concat([t.correct for t in towers], 0)
         g.train = types.SimpleNamespace(

@@ -98,8 +98,13 @@ class Trainer:
         self.open()
         try:
             self.run(self.max_steps)
-        finally:
-            self.close()
+        except BaseException:
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - the run's own error is the one to report
+                pass
+            raise
+        self.close()
         return self.state
 
     def open(self):
@@ -146,7 +151,7 @@ class Trainer:
             for callback in self._begun:
                 try:
                     callback.after_train(self.state)
-                except Exception as e:  # noqa: BLE001 - re-raised below, after the others ran
+                except BaseException as e:  # noqa: BLE001 - re-raised below, after the others ran
                     error = error or e
         self.sess.close()
         if error is not None:

@@ -13,7 +13,7 @@ import sys
 
 from absl import flags
 
-from cnn_tf import checkpoints, config, errors
+from cnn_tf import checkpoints, cli, config, errors
 from cnn_tf.callbacks import default_callbacks
 from cnn_tf.data import load_dataset_for
 from cnn_tf.data.pipeline import TrainFeed
@@ -61,8 +61,8 @@ def main(argv):
 
 
 def run():
-    config.define_flags(flags.FLAGS, dataclasses.fields(config.RunConfig))
-    errors.run(main)
+    cli.run(main, "python -m cnn_tf.train --flagfile=configs/X.cfg [--flag=value ...]",
+            dataclasses.fields(config.RunConfig))
 
 
 if __name__ == "__main__":

@@ -16,12 +16,15 @@ import tensorflow as tf
 from cnn_tf.errors import UserError
 
 
+CHECKPOINT_NAME = "model.ckpt"  # checkpoints/model.ckpt-<global step>.*
+
+
 class TrainDir:
     def __init__(self, path):
         self.path = path
         self.flags_cfg = os.path.join(path, "flags.cfg")
         self.checkpoints = os.path.join(path, "checkpoints")
-        self.checkpoint_prefix = os.path.join(self.checkpoints, "model.ckpt")
+        self.checkpoint_prefix = os.path.join(self.checkpoints, CHECKPOINT_NAME)
         self.eval = os.path.join(path, "eval")
         self.status_json = os.path.join(path, "status.json")
 

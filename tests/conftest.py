@@ -94,6 +94,22 @@ def make_folder_layout(root, per_class=10, size=(20, 24)):
     (root / "cat" / "notes.txt").write_text("not an image, ignored")
 
 
+def make_stripes_folder(root, per_class=100):
+    """Two classes of photo-sized PNGs (80-120 px a side) that only shape tells apart: horizontal
+    stripes ("cats") and vertical ones ("dogs"), of random colours, period and phase, with noise."""
+    for k, name in enumerate(["cats", "dogs"]):
+        os.makedirs(root / name)
+        for i in range(per_class):
+            rng = np.random.default_rng([k, i])
+            height, width, period = rng.integers(80, 120), rng.integers(80, 120), rng.integers(8, 16)
+            axis = np.arange(height if k == 0 else width)
+            stripes = ((axis + rng.integers(0, period)) % period < period // 2).astype(np.float32)
+            mask = np.broadcast_to(stripes[:, None] if k == 0 else stripes[None, :], (height, width))[..., None]
+            image = mask * rng.integers(0, 256, 3) + (1 - mask) * rng.integers(0, 256, 3)
+            image = np.clip(image + rng.normal(0, 25, image.shape), 0, 255).astype(np.uint8)
+            write_image(str(root / name / f"{name}{i}.png"), image)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Tests (and the CLIs they start) never read or fill the user's real dataset cache."""

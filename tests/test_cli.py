@@ -1,6 +1,7 @@
 """The CLIs end to end on generated data: train, evaluate, summaries, checkpoints, resume, errors."""
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -28,11 +29,14 @@ def printed_accuracy(output, label="test"):
     return float(lines[0].split(": ")[1])
 
 
-def test_train_learns_and_prints_test_accuracy(trained):
+def test_train_learns_and_prints_test_accuracy(trained, data_dir):
+    from test_console import check_startup_summary
+
     train_dir, result = trained
     assert printed_accuracy(result.stdout) > 0.9
     assert "epoch 2/2" in result.stdout and "validation loss" in result.stdout
     assert "Traceback" not in result.stderr
+    check_startup_summary(result, train_dir, data_dir, r"starting: 2 epochs of 16 steps of 64 images")
 
 
 def test_train_dir_layout_and_flags_cfg(trained):
@@ -82,6 +86,11 @@ def test_evaluate_prints_the_same_accuracy_and_writes_metrics(trained):
     assert result.returncode == 0, result.stderr
     assert printed_accuracy(result.stdout) == printed_accuracy(train_result.stdout)
     assert "precision" in result.stdout and "confusion matrix" in result.stdout
+    lines = result.stdout.splitlines()  # the accuracy first, the matrix (with its header row) last
+    assert lines.index(next(line for line in lines if line.startswith("test accuracy: "))) < lines.index(
+        "confusion matrix (rows: true class, columns: predicted class)")
+    header = lines[lines.index("confusion matrix (rows: true class, columns: predicted class)") + 1]
+    assert header.split() == [str(k) for k in range(10)]
     metrics = json.load(open(os.path.join(train_dir, "eval", "metrics.json")))
     assert metrics["global_step"] == 2 * STEPS_PER_EPOCH
     assert metrics["num_examples"] == 300 and metrics["split"] == "test"
@@ -124,6 +133,8 @@ def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
 
 
 def test_second_train_resumes_from_the_last_global_step(trained, tmp_path, data_dir):
+    from test_console import check_startup_summary
+
     train_dir = str(tmp_path / "resumed")
     shutil.copytree(trained[0], train_dir)
     # --precision may change on a resume (on a GPU, float16 would start a fresh loss scale)
@@ -132,6 +143,8 @@ def test_second_train_resumes_from_the_last_global_step(trained, tmp_path, data_
     assert f"resuming from {train_dir}/checkpoints/model.ckpt-{2 * STEPS_PER_EPOCH} at global step " \
            f"{2 * STEPS_PER_EPOCH}" in result.stdout
     assert "epoch 3/3" in result.stdout and "epoch 1/3" not in result.stdout
+    check_startup_summary(result, train_dir, data_dir, re.escape(
+        f"resuming from {train_dir}/checkpoints/model.ckpt-32 at global step 32 (epoch 3, step 0 of 16)"))
     assert tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints")).endswith(
         f"model.ckpt-{3 * STEPS_PER_EPOCH}")
     steps = [s for s, _ in scalar_values(os.path.join(train_dir, "summaries", "train"), "global_step")]

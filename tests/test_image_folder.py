@@ -141,6 +141,11 @@ def test_folder_problems_are_clear_errors(tmp_path):
         load_dataset("image_folder", image_size=8)
     with pytest.raises(UserError, match="is not a directory"):
         load_dataset("image_folder", data_dir=str(one / "cat" / "a.png"), image_size=8)
+    # a missing folder says what layout is expected and where the README explains it
+    with pytest.raises(UserError, match=r"missing is not a directory \(nothing is there\): --dataset=image_folder "
+                                        r"expects a folder with one sub-folder of images per class, or a folder of "
+                                        r"images and --labels_csv \(README, 'Your own images'\)"):
+        load_dataset("image_folder", data_dir=str(one / "missing"), image_size=8)
 
 
 def test_pixel_mean_is_the_training_images_channel_mean(tmp_path):

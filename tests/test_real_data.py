@@ -35,3 +35,4 @@ def test_lenet_learns_real_fashion_mnist_in_one_epoch(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     assert printed_accuracy(evaluated.stdout) == accuracy
     assert "Ankle boot" in evaluated.stdout
+    assert "T-sh  Trou  Pull  Dres  Coat  Sand  Shir  Snea   Bag  Ankl" in evaluated.stdout  # the matrix's header

@@ -133,6 +133,10 @@ def test_sigterm_and_sigint_save_where_they_stopped_and_say_how_to_continue(data
     result = run_cli("train", *args)
     assert result.returncode == 0, result.stderr
     assert f"resuming from {checkpoint_dir}/model.ckpt-{step} at global step {step}" in result.stdout
+    if step % STEPS_PER_EPOCH:  # the first epoch line counts only the steps run since the resume
+        first = next(line for line in result.stdout.splitlines() if line.startswith("epoch "))
+        assert f"({STEPS_PER_EPOCH - step % STEPS_PER_EPOCH} steps, from step {step % STEPS_PER_EPOCH} of " \
+               f"{STEPS_PER_EPOCH})" in first, first
     assert checkpoints.latest(checkpoint_dir).endswith(f"model.ckpt-{6 * STEPS_PER_EPOCH}")
 
 

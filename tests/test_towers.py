@@ -1,7 +1,6 @@
 """--num_towers: in-graph replicas on several devices (here: CPU devices of one session), variables
 once on /cpu:0, gradients summed to the global batch's, the checkpoint independent of the count."""
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -110,13 +109,15 @@ def test_the_learning_rate_counts_global_batches_whatever_the_tower_count():
     assert rates[0] == rates[1]
 
 
-def test_checkpoints_hold_the_same_variables_whatever_the_tower_count():
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_checkpoints_hold_the_same_variables_whatever_the_tower_count(precision):
     names = []
     for towers in (1, 2):
-        g = build_graph(config.RunConfig(num_towers=towers), (28, 28, 1), 10, 1000)
+        g = build_graph(config.RunConfig(num_towers=towers), (28, 28, 1), 10, 1000, precision=precision)
         with g.graph.as_default():
             names.append(sorted((v.op.name, v.shape.as_list()) for v in tf.compat.v1.global_variables()))
     assert names[0] == names[1] and ("beta1_power", []) in names[0]
+    assert (("current_loss_scale", []) in names[0]) == (precision == "mixed_float16")
 
 
 def test_batch_size_must_split_evenly_over_the_towers():

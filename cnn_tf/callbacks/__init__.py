@@ -1,15 +1,18 @@
 """The callbacks of a training run, one concern each (the protocol: `cnn_tf.loop`).
 
 `default_callbacks` is the list `python -m cnn_tf.train` runs, in the order the events need: the
+train summaries before the NaN guard (a diverged step's summaries show where it went wrong), the
 NaN guard before validation and checkpoints (a rollback skips the rest of the epoch's events), the
 event files flushed before a checkpoint is listed (a listed checkpoint's summaries are on disk),
-the final test evaluation before the status file says "finished", and the console line last, when
-the epoch's numbers are all in.
+the final test evaluation before the status file says "finished", the console line when the
+epoch's numbers are all in, and the signal handlers last, so they guard every other callback's
+end of the run.
 """
 from cnn_tf.callbacks.checkpoint import Checkpoint
 from cnn_tf.callbacks.hooks import HookCallback
 from cnn_tf.callbacks.nan_guard import NanGuard
 from cnn_tf.callbacks.progress import Progress
+from cnn_tf.callbacks.startup import StartupSummary
 from cnn_tf.callbacks.status import RunStatus
 from cnn_tf.callbacks.stop_signals import StopOnSignal
 from cnn_tf.callbacks.summaries import EventWriters, TrainSummaries
@@ -19,17 +22,18 @@ from cnn_tf.callbacks.validation import FinalEvaluation, Validation
 def default_callbacks(cfg, run_dir, data):
     """The callbacks of a training run of configuration `cfg` in TrainDir `run_dir` on `data`."""
     return [
-        StopOnSignal(),
-        NanGuard(cfg.on_nan, cfg.nan_lr_factor, cfg.max_nan_rollbacks),
+        StartupSummary(cfg, data),
         TrainSummaries(cfg.summary_every_n_steps),
+        NanGuard(cfg.on_nan, cfg.nan_lr_factor, cfg.max_nan_rollbacks),
         Validation(*data.split("validation"), cfg.eval_batch_size),
         EventWriters(run_dir),
-        Checkpoint(run_dir.checkpoint_prefix, cfg.max_num_checkpoint),
+        Checkpoint(cfg.max_num_checkpoint),
         FinalEvaluation(*data.split("test"), cfg.eval_batch_size),
         RunStatus(run_dir, cfg),
         Progress(enabled=cfg.progress),
+        StopOnSignal(),
     ]
 
 
 __all__ = ["Checkpoint", "EventWriters", "FinalEvaluation", "HookCallback", "NanGuard", "Progress", "RunStatus",
-           "StopOnSignal", "TrainSummaries", "Validation", "default_callbacks"]
+           "StartupSummary", "StopOnSignal", "TrainSummaries", "Validation", "default_callbacks"]

@@ -1,17 +1,25 @@
 """A checkpoint after every epoch and where a stop request lands, in cnn_tf.checkpoints' crash-safe order."""
+import os
+
 from cnn_tf import checkpoints, errors
 from cnn_tf.loop import Callback
+from cnn_tf.traindir import CHECKPOINT_NAME
 
 
 class Checkpoint(Callback):
-    """Saves `prefix-<global step>` after each epoch and when the run stops mid-epoch, keeping
-    `max_to_keep`. Never saves weights that are not finite (the NaN guard runs first and handles
-    them; without one, that is an error). At start, removes what a killed save left behind."""
+    """Saves `<trainer.checkpoint_dir>/model.ckpt-<global step>` after each epoch and when the run
+    stops mid-epoch, keeping `max_to_keep`. Never saves weights that are not finite (the NaN guard
+    runs first and handles them; without one, that is an error). At start, removes what a killed
+    save left behind."""
 
     chief_only = True
 
-    def __init__(self, prefix, max_to_keep):
-        self.prefix, self.max_to_keep = prefix, max_to_keep
+    def __init__(self, max_to_keep):
+        self.max_to_keep = max_to_keep
+
+    def setup(self, trainer):
+        super().setup(trainer)
+        self.prefix = os.path.join(trainer.checkpoint_dir, CHECKPOINT_NAME)
 
     def before_train(self):
         checkpoints.remove_incomplete(self.trainer.checkpoint_dir)

@@ -8,32 +8,29 @@ import tqdm
 from cnn_tf.loop import Callback
 
 
+# Loss first, then accuracy, then speed, and no tqdm rate field: the bar shrinks to fit 80 columns
+# and the numbers stay whole (tqdm sorts a postfix given as keywords, and cuts what overflows).
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+
+
 class Progress(Callback):
     """A tqdm bar while an epoch runs (loss, accuracy, images/s; on a terminal only, unless `file`
     is given), then one line: the epoch's mean train loss and accuracy, images/s, what validation
-    put in `trainer.epoch_logs`, and the epoch's wall time. Also says where a run resumes."""
+    put in `trainer.epoch_logs`, and the epoch's wall time. An epoch begun mid-way (a resume, a
+    rollback) says over how many steps its means are."""
 
-    def __init__(self, enabled=True, file=None):
-        self.enabled, self.file, self.bar = enabled, file, None
-
-    def before_train(self):
-        t = self.trainer
-        if t.resumed_from:
-            print(f"resuming from {t.resumed_from} at global step {t.global_step} "
-                  f"(epoch {t.global_step // t.steps_per_epoch + 1}, step {t.global_step % t.steps_per_epoch} "
-                  f"of {t.steps_per_epoch})", file=self.file or sys.stdout, flush=True)
-        if t.global_step >= t.max_steps:
-            print(f"already trained {t.num_epochs} epochs (global step {t.global_step}); raise --num_epochs to "
-                  "train on", file=self.file or sys.stdout)
+    def __init__(self, enabled=True, file=None, ncols=None):
+        self.enabled, self.file, self.ncols, self.bar = enabled, file, ncols, None
 
     def before_epoch(self):
         t = self.trainer
         self._close_bar()
         self.started = time.perf_counter()
         self.steps, self.loss_sum, self.accuracy_sum, self.train_seconds = 0, 0.0, 0.0, 1e-9
+        self.first_step = t.step_in_epoch
         self.bar = tqdm.tqdm(total=t.steps_per_epoch, initial=t.step_in_epoch, desc=f"epoch {t.epoch + 1}/{t.num_epochs}",
-                             unit="step", disable=None if self.enabled and not self.file else not self.enabled,
-                             leave=False, file=self.file)
+                             disable=None if self.enabled and not self.file else not self.enabled,
+                             leave=False, file=self.file, ncols=self.ncols, bar_format=BAR_FORMAT)
 
     def before_step(self):
         return {"loss": self.trainer.g.train.loss, "accuracy": self.trainer.g.train.accuracy}
@@ -48,16 +45,17 @@ class Progress(Callback):
         self.bar.update(1)
         if self.steps % 10 == 1 or self.trainer.step_in_epoch == self.trainer.steps_per_epoch:
             rate = self.steps * self.trainer.feed.batch_size / self.train_seconds
-            self.bar.set_postfix(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.4f}",
-                                 img_s=f"{rate:.0f}", refresh=False)
+            self.bar.set_postfix_str(f"loss {values['loss']:.4f} acc {values['accuracy']:.4f} {rate:.0f} img/s",
+                                     refresh=False)
 
     def after_epoch(self):
         t = self.trainer
         self._close_bar()
         seconds = time.perf_counter() - self.started
         steps = max(self.steps, 1)
+        since = f" ({self.steps} steps, from step {self.first_step} of {t.steps_per_epoch})" if self.first_step else ""
         line = (f"epoch {t.epoch + 1}/{t.num_epochs}  step {t.global_step}  train loss {self.loss_sum / steps:.4f} "
-                f"acc {self.accuracy_sum / steps:.4f}  {self.steps * t.feed.batch_size / self.train_seconds:.0f} img/s")
+                f"acc {self.accuracy_sum / steps:.4f}{since}  {self.steps * t.feed.batch_size / self.train_seconds:.0f} img/s")
         validation = t.epoch_logs.get("validation")
         if validation:
             line += (f"  validation loss {validation['loss']:.4f} acc {validation['accuracy']:.4f} "

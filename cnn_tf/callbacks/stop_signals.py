@@ -9,7 +9,8 @@ from cnn_tf.loop import Callback
 class StopOnSignal(Callback):
     """The first SIGINT or SIGTERM asks the loop to stop after the current step (the Checkpoint
     callback then saves there; the exit code is 128 + the signal); a second one quits at once, which
-    loses nothing complete either (see cnn_tf.checkpoints)."""
+    loses nothing complete either (see cnn_tf.checkpoints). Last in the list: its handlers are put
+    back only after every other callback has ended the run."""
 
     def before_train(self):
         self.signum = None
@@ -23,9 +24,15 @@ class StopOnSignal(Callback):
         print(f"\n{signal.Signals(signum).name}: stopping after this step (send it again to quit at once)",
               file=sys.stderr, flush=True)
 
-    def after_step(self, values):
+    def _check(self):
         if self.signum is not None:
             self.trainer.request_stop(signal.Signals(self.signum).name, 128 + self.signum)
+
+    def after_step(self, values):
+        self._check()
+
+    def after_epoch(self):  # a signal during validation or the checkpoint: stop before the next step
+        self._check()
 
     def after_train(self, state):
         for s, handler in self._previous.items():

@@ -114,4 +114,4 @@ def load(data_dir=None, validation_size=5000, download_mirror=None):
     cut = len(train_x) - validation_size
     splits = {"train": (train_x[:cut], train_y[:cut]), "validation": (train_x[cut:], train_y[cut:]),
               "test": (test_x, test_y)}
-    return Dataset(name="cifar10", splits=splits, class_names=list(CLASS_NAMES))
+    return Dataset(name="cifar10", splits=splits, class_names=list(CLASS_NAMES), source=folder)

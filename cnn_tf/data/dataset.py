@@ -9,6 +9,7 @@ class Dataset:
     name: str
     splits: dict  # split name -> (uint8 images [N, H, W, C], int64 labels [N])
     class_names: list
+    source: str = ""  # where the files were read from, for people
 
     @property
     def num_classes(self):

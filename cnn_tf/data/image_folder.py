@@ -144,7 +144,9 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, valida
     if not data_dir:
         raise UserError("--dataset=image_folder needs --data_dir, the folder of your images")
     if not os.path.isdir(data_dir):
-        raise UserError(f"--data_dir={data_dir} is not a directory")
+        raise UserError(f"--data_dir={data_dir} is not a directory ({'a file' if os.path.exists(data_dir) else 'nothing is there'}): "
+                        "--dataset=image_folder expects a folder with one sub-folder of images per class, or a "
+                        "folder of images and --labels_csv (README, 'Your own images')")
     if labels_csv:
         records, found_classes, bad = _csv_records(data_dir, labels_csv)
     else:
@@ -160,6 +162,7 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, valida
         raise UserError(f"{data_dir} has {len(classes)} class ({', '.join(classes) or 'none'}); "
                         "a classifier needs at least two")
 
+    print(f"decoding {len(records):,} images of {data_dir} to {image_size}x{image_size} ...", flush=True)
     decoded, images, errors = _decode_all([r.path for r in records], image_size)
     bad += [f"{records[i].path}: not a readable PNG/JPEG/BMP/GIF image ({msg})" for i, msg in errors.items()]
     if bad:
@@ -172,4 +175,5 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, valida
     if len(labels) == 0:
         raise UserError(f"no usable images in {data_dir}")
     parts = _split(labels, len(classes), validation_fraction, test_fraction, seed)
-    return Dataset("image_folder", {name: (images[ix], labels[ix]) for name, ix in parts.items()}, classes)
+    source = f"{data_dir} with labels from {labels_csv}" if labels_csv else data_dir
+    return Dataset("image_folder", {name: (images[ix], labels[ix]) for name, ix in parts.items()}, classes, source)

@@ -105,4 +105,5 @@ def load(name, data_dir=None, validation_size=5000, download_mirror=None):
         "validation": (train_x[cut:], train_y[cut:]),
         "test": (arrays["test_images"][..., np.newaxis], arrays["test_labels"].astype(np.int64)),
     }
-    return Dataset(name=name, splits=splits, class_names=list(spec["class_names"]))
+    return Dataset(name=name, splits=splits, class_names=list(spec["class_names"]),
+                   source=os.path.dirname(paths["train_images"]))

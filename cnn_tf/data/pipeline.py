@@ -17,6 +17,11 @@ def scale_pixels(images):
     return tf.cast(images, tf.float32) * (1.0 / 255.0)
 
 
+def steps_per_epoch(num_examples, batch_size, num_replicas=1):
+    """Steps of one epoch; every example is seen once, the last batch may be partial."""
+    return max(1, math.ceil(num_examples / (batch_size * num_replicas)))
+
+
 def epoch_order(num_examples, seed, epoch):
     """The shuffled order of one epoch; a pure function of (seed, epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
@@ -97,7 +102,7 @@ class TrainFeed:
     def __init__(self, pipeline, images, labels, batch_size, seed=0, augment=False):
         self.pipeline, self.images, self.labels = pipeline, images, labels
         self.batch_size, self.seed, self.augment = batch_size, seed, augment
-        self.steps_per_epoch = max(1, math.ceil(len(images) / batch_size))  # the last batch may be partial
+        self.steps_per_epoch = steps_per_epoch(len(images), batch_size)
 
     def start(self, sess, epoch, first_step):
         order = epoch_order(len(self.images), self.seed, epoch)[first_step * self.batch_size:]

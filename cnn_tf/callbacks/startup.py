@@ -1,0 +1,51 @@
+"""The start-up summary: what a run is about to do, before its first step."""
+import numpy as np
+import tensorflow as tf
+
+from cnn_tf import cli, config
+from cnn_tf.loop import Callback
+
+
+def _count(n):
+    return f"{n:,}"
+
+
+class StartupSummary(Callback):
+    """One aligned line each: dataset and where it was read from, split sizes, classes, image shape,
+    model and parameter count, devices, precision, train dir, and whether the run starts, resumes
+    (from which checkpoint and step) or has nothing left to do."""
+
+    def __init__(self, cfg, data, file=None):
+        self.cfg, self.data, self.file = cfg, data, file
+
+    def setup(self, trainer):
+        super().setup(trainer)
+        with trainer.g.graph.as_default():
+            self.parameters = sum(int(np.prod(v.shape.as_list())) for v in tf.compat.v1.trainable_variables())
+
+    def before_train(self):
+        t, cfg, data = self.trainer, self.cfg, self.data
+        names = data.class_names
+        classes = f"{len(names)}: {', '.join(names[:10])}" + (f", ... ({len(names) - 10} more)" if len(names) > 10 else "")
+        devices = config.tower_devices(cfg)
+        towers = f" ({cfg.num_towers} towers of {cfg.batch_size // cfg.num_towers} images)" if cfg.num_towers > 1 else ""
+        if t.global_step >= t.max_steps:
+            state = (f"already done: trained {t.num_epochs} epochs (global step {t.global_step}); raise --num_epochs "
+                     "to train on")
+        elif t.resumed_from:
+            state = (f"resuming from {t.resumed_from} at global step {t.global_step} (epoch "
+                     f"{t.global_step // t.steps_per_epoch + 1}, step {t.global_step % t.steps_per_epoch} of "
+                     f"{t.steps_per_epoch})")
+        else:
+            state = f"starting: {t.num_epochs} epochs of {t.steps_per_epoch} steps of {cfg.batch_size} images"
+        cli.print_summary([
+            ("dataset", f"{data.name} from {data.source}" if data.source else data.name),
+            ("splits", " · ".join(f"{name} {_count(len(data.split(name)[0]))}" for name in data.splits)),
+            ("classes", classes),
+            ("images", "×".join(str(d) for d in data.image_shape)),
+            ("model", f"{cfg.model}, {_count(self.parameters)} parameters"),
+            ("devices", ", ".join(devices) + towers),
+            ("precision", t.g.precision),
+            ("train dir", cfg.train_dir),
+            ("run", state),
+        ], self.file)

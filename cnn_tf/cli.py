@@ -1,0 +1,92 @@
+"""What every CLI of cnn_tf shares: its flags defined when it starts, `--help` grouped and short, a
+misspelled flag answered with the nearest one, a UserError as one line and an exit code, and the
+aligned start-up summary. A new CLI (`python -m cnn_tf.X`) calls `cli.run(main, usage, fields)`."""
+import difflib
+import sys
+
+from absl import app, flags, logging
+
+from cnn_tf import config
+from cnn_tf.errors import UserError
+
+FLAGS = flags.FLAGS
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+
+
+def run(main, usage, fields):
+    """absl's app.run of `main` with the flags of `fields` (dataclass fields of cnn_tf.config)."""
+    config.define_flags(FLAGS, fields)
+
+    def parse(argv):
+        if any(arg in HELP_FLAGS for arg in argv[1:]):
+            print(help_text(usage, fields))
+            sys.exit(0)
+        if any(arg in ("--helpfull", "-helpfull") for arg in argv[1:]):  # every flag, absl's and TF's too
+            print(f"usage: {usage}\n\n{FLAGS.get_help()}")
+            sys.exit(0)
+        # absl's own report of a bad flag is two lines headed FATAL; ours is one, like the others.
+        try:
+            return FLAGS(argv)
+        except flags.UnrecognizedFlagError as e:
+            files = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")]
+            where = f" (on the command line or in {', '.join(files)})" if files else ""
+            message = f"unknown flag --{e.flagname}{where}; {suggestion(e.flagname, fields)}"
+        except flags.Error as e:
+            message = str(e).removeprefix("ERROR:: ")
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    def guarded(argv):
+        try:
+            return main(argv)
+        except KeyboardInterrupt:  # before the training loop's handlers are in place: nothing written yet
+            print("\ninterrupted", file=sys.stderr)
+            sys.exit(130)
+        except UserError as e:
+            if logging.get_verbosity() >= logging.DEBUG:
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+
+    app.run(guarded, flags_parser=parse)
+
+
+def suggestion(name, fields):
+    names = [f.name for f in fields] + [f"no{f.name}" for f in fields if config.flag_kind(f) is bool]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
+    return f"did you mean --{close[0]}? (--help lists the flags)" if close else "--help lists the flags"
+
+
+def _default(field):
+    value = field.default
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "-"
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+def help_text(usage, fields):
+    """The CLI's own flags by group, one line each: name, default, what it does (and its choices)."""
+    lines = [f"usage: {usage}", ""]
+    for group in dict.fromkeys(f.metadata["group"] for f in fields):  # the CLI's own group first
+        members = [f for f in fields if f.metadata["group"] == group]
+        if not members:
+            continue
+        lines.append(f"{group}:")
+        for f in members:
+            name = f"--[no]{f.name}" if config.flag_kind(f) is bool else f"--{f.name}"
+            choices = f" ({'|'.join(f.metadata['choices'])})" if f.metadata["choices"] else ""
+            lines.append(f"  {name:<30} {_default(f):<14} {f.metadata['help']}{choices}")
+        lines.append("")
+    lines.append("--flagfile=FILE reads flags from a file (a config); --helpfull lists absl's and TensorFlow's "
+                 "flags too.")
+    return "\n".join(lines)
+
+
+def print_summary(rows, file=None):
+    """Aligned `key  value` lines, as Keras' model summary: what a run is about to do."""
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}", file=file or sys.stdout)
+    (file or sys.stdout).flush()

@@ -1,0 +1,112 @@
+"""What a person sees: --help, a misspelled flag, the start-up summary, the progress bar at 80
+columns, the confusion matrix's headers, make's message for a missing python3-venv."""
+import io
+import os
+import re
+import subprocess
+
+import numpy as np
+import tensorflow as tf
+
+from cnn_tf.callbacks import Progress
+from cnn_tf.evaluation import format_report, per_class_metrics
+from conftest import ROOT, run_cli
+from test_loop import setup_trainer
+
+GROUPS = {"train": ["data:", "model:", "optimization:", "output:", "runtime:"],
+          "evaluate": ["evaluation:", "data:", "runtime:"]}
+
+
+def test_help_lists_the_projects_flags_grouped_and_exits_0():
+    for cli, groups in GROUPS.items():
+        result = run_cli(cli, "--help")
+        assert result.returncode == 0, result.stderr
+        head = result.stdout.splitlines()[:60]
+        assert head[0].startswith(f"usage: python -m cnn_tf.{cli} ")
+        assert [line for line in head if line in groups] == groups, head
+        flag = "--num_epochs" if cli == "train" else "--checkpoint_dir"
+        assert any(line.split()[0] == flag for line in head if line.startswith("  --")), head
+        assert not re.search(r"--\w*(tpu|test_srcdir|pdb|logtostderr)", result.stdout)  # absl's and TF's stay out
+    everything = run_cli("train", "--helpfull")  # --helpfull keeps everything
+    assert everything.returncode == 0 and "--num_epochs:" in everything.stdout and "logtostderr" in everything.stdout
+
+
+def test_a_misspelled_flag_suggests_the_nearest():
+    for cli, typo, right in (("train", "--num_epoch=10", "--num_epochs"), ("evaluate", "--checkpoint_dri=x",
+                                                                          "--checkpoint_dir")):
+        result = run_cli(cli, typo)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"error: unknown flag {typo.split('=')[0]}; did you mean {right}? (--help lists the flags)"]
+
+
+def startup_summary(output):
+    """{key: value} of the start-up summary's aligned lines."""
+    rows = {}
+    for line in output.splitlines():
+        match = re.match(r"^(dataset|splits|classes|images|model|devices|precision|train dir|run)\s{2,}(.*)$", line)
+        if match:
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+def lenet_parameters(checkpoint):
+    """Trainable parameters of the model in a checkpoint: weights, biases, batch-norm betas."""
+    return sum(int(np.prod(shape)) for name, shape in tf.train.list_variables(checkpoint)
+               if name.startswith("lenet/") and name.rsplit("/", 1)[1] in ("weights", "biases", "beta"))
+
+
+def check_startup_summary(result, train_dir, data_dir, run):
+    rows = startup_summary(result.stdout)
+    assert rows["dataset"] == f"mnist from {data_dir}"
+    assert rows["splits"] == "train 1,000 · validation 200 · test 300"
+    assert rows["classes"] == "10: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    assert rows["images"] == "28×28×1" and rows["devices"] == "/cpu:0" and rows["precision"] == "float32"
+    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
+    assert rows["model"] == f"lenet, {lenet_parameters(latest):,} parameters"
+    assert rows["train dir"] == train_dir
+    assert re.fullmatch(run, rows["run"]), rows["run"]
+    # before the first step: the summary comes before any epoch line
+    lines = result.stdout.splitlines()
+    assert lines.index(next(line for line in lines if line.startswith("run "))) < min(
+        [i for i, line in enumerate(lines) if line.startswith("epoch ")] or [len(lines)])
+
+
+def test_progress_bar_keeps_loss_accuracy_and_speed_in_order_at_80_columns():
+    out = io.StringIO()
+    trainer = setup_trainer([Progress(file=out, ncols=80)], num_epochs=20)  # "epoch 20/20": the widest
+    trainer.train()
+    frames = [frame for frame in re.split(r"[\r\n]", out.getvalue()) if "loss " in frame and "%|" in frame]
+    assert frames, out.getvalue()
+    for frame in frames:
+        frame = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", frame).rstrip()
+        assert len(frame) <= 80, frame
+        assert re.search(r", loss \d\.\d{4} acc \d\.\d{4} \d+ img/s\]$", frame), frame
+
+
+def test_confusion_matrix_has_column_headers():
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    confusion = np.diag(np.full(10, 1000)) + 1
+    lines = format_report(per_class_metrics(confusion, names), confusion).splitlines()
+    header = lines[lines.index("confusion matrix (rows: true class, columns: predicted class)") + 1]
+    assert header.split() == ["T-sh", "Trou", "Pull", "Dres", "Coat", "Sand", "Shir", "Snea", "Bag", "Ankl"]
+    assert max(len(line) for line in lines) <= 80
+    # names that cut to the same header become numbers, which the rows name
+    confusion = np.ones((2, 2), int)
+    lines = format_report(per_class_metrics(confusion, ["category_a", "category_b"]), confusion).splitlines()
+    assert lines[-3].split() == ["0", "1"] and lines[-2].startswith("0 category_a") and lines[-1].startswith(
+        "1 category_b")
+
+
+def test_make_says_what_to_install_when_python3_venv_is_missing(tmp_path):
+    fake = tmp_path / "python3"  # a Debian python3 without python3-venv: no ensurepip
+    fake.write_text('#!/bin/sh\ncase "$*" in *ensurepip*) exit 1;; esac\nexec python3 "$@"\n')
+    fake.chmod(0o755)
+    result = subprocess.run(["bash", "scripts/make_venv.sh", str(fake), str(tmp_path / "venv")], cwd=ROOT,
+                            capture_output=True, text=True, env=dict(os.environ, CNN_TF_APT="0"), timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        rf"error: {fake} -m venv needs Debian's python3\.\d+-venv package \(or python3-venv\): run 'sudo apt-get "
+        r"install python3\.\d+-venv', then make again", lines[0]), lines
+    assert not (tmp_path / "venv").exists()
