@@ -74,7 +74,8 @@ def check_startup_summary(result, train_dir, data_dir, run):
 
 def test_progress_bar_keeps_loss_accuracy_and_speed_in_order_at_80_columns():
     out = io.StringIO()
-    trainer = setup_trainer([Progress(file=out, ncols=80)], num_epochs=20)  # "epoch 20/20": the widest
+    # every update drawn (tqdm otherwise draws at most every 0.1 s: a fast machine would show none)
+    trainer = setup_trainer([Progress(file=out, ncols=80, mininterval=0)], num_epochs=20)  # "epoch 20/20": widest
     trainer.train()
     frames = [frame for frame in re.split(r"[\r\n]", out.getvalue()) if "loss " in frame and "%|" in frame]
     assert frames, out.getvalue()

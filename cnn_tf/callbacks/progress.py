@@ -19,8 +19,8 @@ class Progress(Callback):
     put in `trainer.epoch_logs`, and the epoch's wall time. An epoch begun mid-way (a resume, a
     rollback) says over how many steps its means are."""
 
-    def __init__(self, enabled=True, file=None, ncols=None):
-        self.enabled, self.file, self.ncols, self.bar = enabled, file, ncols, None
+    def __init__(self, enabled=True, file=None, ncols=None, mininterval=0.1):
+        self.enabled, self.file, self.ncols, self.mininterval, self.bar = enabled, file, ncols, mininterval, None
 
     def before_epoch(self):
         t = self.trainer
@@ -30,7 +30,8 @@ class Progress(Callback):
         self.first_step = t.step_in_epoch
         self.bar = tqdm.tqdm(total=t.steps_per_epoch, initial=t.step_in_epoch, desc=f"epoch {t.epoch + 1}/{t.num_epochs}",
                              disable=None if self.enabled and not self.file else not self.enabled,
-                             leave=False, file=self.file, ncols=self.ncols, bar_format=BAR_FORMAT)
+                             leave=False, file=self.file, ncols=self.ncols, mininterval=self.mininterval,
+                             bar_format=BAR_FORMAT)
 
     def before_step(self):
         return {"loss": self.trainer.g.train.loss, "accuracy": self.trainer.g.train.accuracy}
@@ -42,11 +43,11 @@ class Progress(Callback):
         self.steps += 1
         self.loss_sum += values["loss"]
         self.accuracy_sum += values["accuracy"]
-        self.bar.update(1)
         if self.steps % 10 == 1 or self.trainer.step_in_epoch == self.trainer.steps_per_epoch:
             rate = self.steps * self.trainer.feed.batch_size / self.train_seconds
             self.bar.set_postfix_str(f"loss {values['loss']:.4f} acc {values['accuracy']:.4f} {rate:.0f} img/s",
                                      refresh=False)
+        self.bar.update(1)  # redraws (at most every `mininterval` seconds) with the numbers above
 
     def after_epoch(self):
         t = self.trainer
