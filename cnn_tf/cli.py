@@ -6,10 +6,13 @@ import sys
 
 from absl import app, flags, logging
 
-from cnn_tf import config
+from cnn_tf import checkpoints, config
 from cnn_tf.errors import UserError
+from cnn_tf.traindir import TrainDir
 
 FLAGS = flags.FLAGS
+# The flags of a run that a CLI reading its train dir (evaluate, export, predict) may override.
+RUN_OVERRIDES = config.fields(config.RunConfig, overridable_only=True)
 HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
 
 
@@ -90,3 +93,26 @@ def print_summary(rows, file=None):
     for key, value in rows:
         print(f"{key:<{width}}  {value}", file=file or sys.stdout)
     (file or sys.stdout).flush()
+
+
+def no_arguments(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; flags take the form --name=value")
+
+
+def load_run(checkpoint_dir, overrides=None):
+    """The train dir `checkpoint_dir` names (it or its checkpoints/) and its saved RunConfig, with
+    `overrides` (runtime flags) laid over it; one tower: readers run the inference tower only."""
+    if not checkpoint_dir:
+        raise UserError("--checkpoint_dir is required: the --train_dir of a training run")
+    run_dir = TrainDir.find(checkpoint_dir)
+    cfg = config.load_config(run_dir.flags_cfg).replace(**{**(overrides or {}), "num_towers": 1})
+    return run_dir, cfg.resolved()
+
+
+def checkpoint_to_read(run_dir, checkpoint_path=None):
+    """--checkpoint_path, or the train dir's latest complete checkpoint."""
+    path = checkpoint_path or checkpoints.latest(run_dir.checkpoints)
+    if not path:
+        raise UserError(f"no checkpoint in {run_dir.checkpoints}; train first, or pass --checkpoint_path")
+    return path

@@ -21,8 +21,8 @@ from cnn_tf.nets import nets_map
 from cnn_tf.nets.layers import INITIALIZERS
 from cnn_tf.traindir import write_atomic
 
-DATA, MODEL, OPTIMIZATION, OUTPUT, RUNTIME, EVALUATION = (
-    "data", "model", "optimization", "output", "runtime", "evaluation")
+DATA, MODEL, OPTIMIZATION, OUTPUT, RUNTIME, CHECKPOINT, EVALUATION, EXPORT, PREDICTION = (
+    "data", "model", "optimization", "output", "runtime", "checkpoint", "evaluation", "export", "prediction")
 OPTIMIZERS = ("adam", "momentum", "sgd", "rmsprop")
 
 
@@ -186,11 +186,16 @@ class RunConfig(_Options):
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluateOptions(_Options):
-    checkpoint_dir: typing.Optional[str] = option(None, "A train dir, or its checkpoints/ directory (required).",
-                                                  EVALUATION, saved=False)
-    checkpoint_path: typing.Optional[str] = option(None, "One checkpoint to evaluate, e.g. DIR/checkpoints/"
-                                                   "model.ckpt-860 (default: the latest).", EVALUATION, saved=False)
+class CheckpointOptions(_Options):
+    """Which checkpoint a CLI reads (evaluate, export, predict)."""
+    checkpoint_dir: typing.Optional[str] = option(None, "A train dir, or its checkpoints/ directory.", CHECKPOINT,
+                                                  saved=False)
+    checkpoint_path: typing.Optional[str] = option(None, "One checkpoint, e.g. DIR/checkpoints/model.ckpt-860 "
+                                                   "(default: the latest).", CHECKPOINT, saved=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateOptions(CheckpointOptions):
     split: str = option("test", "Split to evaluate.", EVALUATION, choices=("train", "validation", "test"),
                         saved=False)
     watch: bool = option(False, "Evaluate each new checkpoint as training writes it, until training finishes "
@@ -199,6 +204,25 @@ class EvaluateOptions(_Options):
                                   EVALUATION, check=non_negative, saved=False)
     watch_interval: float = option(1.0, "--watch looks for new checkpoints this often (seconds).", EVALUATION,
                                    check=positive, saved=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions(CheckpointOptions):
+    export_dir: typing.Optional[str] = option(None, "Where the SavedModel goes, as EXPORT_DIR/<global step>/ "
+                                              "(TF Serving's layout).", EXPORT, saved=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions(CheckpointOptions):
+    saved_model: typing.Optional[str] = option(None, "A SavedModel written by export (a version folder, or the "
+                                               "export dir: its newest version), instead of --checkpoint_dir.",
+                                               PREDICTION, saved=False)
+    top_k: int = option(3, "Classes shown per image, most probable first.", PREDICTION, check=positive, saved=False)
+    format: str = option("table", "Output: a table for people, json or csv for scripts.", PREDICTION,
+                         choices=("table", "json", "csv"), saved=False)
+    batch_size: int = option(64, "Images classified at once.", PREDICTION, check=positive, saved=False)
+    skip_bad_images: bool = option(False, "Leave out unreadable files with a warning and their count, instead of "
+                                   "stopping at the first.", PREDICTION, saved=False)
 
 
 @dataclasses.dataclass(frozen=True)

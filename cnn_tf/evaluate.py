@@ -19,10 +19,6 @@ from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics
 from cnn_tf.graph import build_graph_for
 from cnn_tf.traindir import TrainDir, write_atomic
 
-# evaluate's own flags, and the runtime flags of a run it may override (where data is, the device, ...)
-OVERRIDABLE = config.fields(config.RunConfig, overridable_only=True)
-
-
 class Evaluator:
     """The data and graph of a train dir, built once; evaluates any of its checkpoints."""
 
@@ -59,19 +55,9 @@ class Evaluator:
         return result
 
 
-def load_run(checkpoint_dir, overrides):
-    """The train dir and its saved run configuration, with `overrides` (runtime flags) laid over it.
-    One tower: evaluation runs the inference tower only, whatever the run trained with."""
-    run_dir = TrainDir.find(checkpoint_dir)
-    cfg = config.load_config(run_dir.flags_cfg).replace(**{**overrides, "num_towers": 1})
-    return run_dir, cfg.resolved()
-
-
 def evaluate_once(opts, overrides):
-    run_dir, cfg = load_run(opts.checkpoint_dir, overrides)
-    path = opts.checkpoint_path or checkpoints.latest(run_dir.checkpoints)
-    if not path:
-        raise errors.UserError(f"no checkpoint in {run_dir.checkpoints}; train first, or pass --checkpoint_path")
+    run_dir, cfg = cli.load_run(opts.checkpoint_dir, overrides)
+    path = cli.checkpoint_to_read(run_dir, opts.checkpoint_path)
     evaluator = Evaluator(run_dir, cfg, opts.split)
     try:
         result = evaluator.evaluate(path)
@@ -106,7 +92,7 @@ def watch(opts, overrides):
                 raise errors.UserError(f"--checkpoint_dir={opts.checkpoint_dir} got no flags.cfg in "
                                        f"{opts.watch_timeout:g} s; is training writing to it?") from None
             time.sleep(opts.watch_interval)
-    run_dir, cfg = load_run(opts.checkpoint_dir, overrides)
+    run_dir, cfg = cli.load_run(opts.checkpoint_dir, overrides)
     evaluator = Evaluator(run_dir, cfg, opts.split)
     done = set()
     print(f"watching {run_dir.checkpoints} (stops {opts.watch_timeout:g} s after the last new checkpoint, "
@@ -142,20 +128,17 @@ def watch(opts, overrides):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise errors.UserError(f"unexpected arguments {' '.join(argv[1:])}; flags take the form --name=value")
+    cli.no_arguments(argv)
     opts = config.from_flags(config.EvaluateOptions, flags.FLAGS)
-    if not opts.checkpoint_dir:
-        raise errors.UserError("--checkpoint_dir is required: the --train_dir of a training run")
     if opts.watch and opts.checkpoint_path:
         raise errors.UserError("--watch evaluates each new checkpoint; it takes no --checkpoint_path")
-    overrides = config.given_flags(flags.FLAGS, OVERRIDABLE)
+    overrides = config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES)
     watch(opts, overrides) if opts.watch else evaluate_once(opts, overrides)
 
 
 def run():
     cli.run(main, "python -m cnn_tf.evaluate --checkpoint_dir=DIR [--checkpoint_path=P] [--split=S] [--watch]",
-            list(dataclasses.fields(config.EvaluateOptions)) + OVERRIDABLE)
+            list(dataclasses.fields(config.EvaluateOptions)) + cli.RUN_OVERRIDES)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import types
 import tensorflow as tf
 
 from cnn_tf.data.pipeline import InputPipeline, steps_per_epoch
+from cnn_tf.data.preprocess import normalize
 from cnn_tf.errors import UserError
 from cnn_tf.config import tower_devices
 from cnn_tf.nets import get_network_fn, model_options
@@ -107,8 +108,8 @@ def build_graph_for(cfg, data):
 def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=None, precision=None):
     """Returns a namespace of the graph and its named tensors and ops; see the module docstring.
 
-    `cfg`: a `cnn_tf.config.RunConfig`. `pixel_mean`: per-channel mean the input pipeline subtracts
-    (--normalization=mean). `precision` (default cfg.precision): float32, or mixed_bfloat16 /
+    `cfg`: a `cnn_tf.config.RunConfig`. `pixel_mean`: per-channel mean subtracted from `image:0`'s
+    [0, 1] pixels (--normalization=mean). `precision` (default cfg.precision): float32, or mixed_bfloat16 /
     mixed_float16: the layers compute in the low precision from float32 master weights (each layer
     casts its weights to its input's dtype); logits, loss and softmax stay float32; float16 gets
     dynamic loss scaling. The graph is not finalized: the training loop's callbacks may add ops first.
@@ -120,8 +121,10 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
     with graph.as_default():
         tf.compat.v1.set_random_seed(cfg.seed)
         g.global_step = tf.compat.v1.train.get_or_create_global_step()
-        g.pipeline = InputPipeline(image_shape, pixel_mean)
+        g.pipeline = InputPipeline(image_shape)
+        # image:0 takes [0, 1] pixels; the normalization the run trained with happens after it.
         g.image = tf.compat.v1.placeholder_with_default(g.pipeline.images, [None, *image_shape], "image")
+        g.model_input = normalize(g.image, pixel_mean)
         g.label = tf.compat.v1.placeholder_with_default(g.pipeline.labels, [None], "label")
         g.keep_prob = tf.compat.v1.placeholder_with_default(float(cfg.keep_prob), [], "keep_prob")
         options = {name: tf.compat.v1.placeholder_with_default(float(getattr(cfg, name)), [], name)
@@ -145,7 +148,7 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
         if cfg.num_towers == 1:
             with tf.compat.v1.device(devices[0]):
                 with tf.compat.v1.name_scope("training"):
-                    g.train = _head(g.label, *model(g.image, is_training=True))
+                    g.train = _head(g.label, *model(g.model_input, is_training=True))
                 g.inference = _inference_tower(g, model)
                 _add_nan_rollback(g)
                 optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
@@ -180,7 +183,7 @@ def _inference_tower(g, model):
     """The tower evaluation and prediction use; its tensors get the names a user looks up."""
     with tf.compat.v1.name_scope("inference"), \
             tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
-        inference = _head(g.label, *model(g.image, is_training=False))
+        inference = _head(g.label, *model(g.model_input, is_training=False))
     g.logits, g.predictions, g.loss, g.accuracy, g.end_points = (
         tf.identity(inference.logits, name="logits"), tf.identity(inference.predictions, name="predictions"),
         tf.identity(inference.loss, name="loss"), tf.identity(inference.accuracy, name="accuracy"),
@@ -226,7 +229,7 @@ def _training_towers(g, model, devices):
             share = tf.minimum(starts[i] + positions, n - 1)
             weight = tf.cast(positions < sizes[i], tf.float32)
             labels = tf.gather(g.label, share)
-            logits, end_points = model(tf.gather(g.image, share), is_training=True)
+            logits, end_points = model(tf.gather(g.model_input, share), is_training=True)
             cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             loss = tf.reduce_sum(cross_entropy * weight) / total
             if i == 0:

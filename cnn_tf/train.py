@@ -13,7 +13,7 @@ import sys
 
 from absl import flags
 
-from cnn_tf import checkpoints, cli, config, errors
+from cnn_tf import checkpoints, cli, config
 from cnn_tf.callbacks import default_callbacks
 from cnn_tf.data import load_dataset_for
 from cnn_tf.data.pipeline import TrainFeed
@@ -55,8 +55,7 @@ def stopped(trainer, run_dir):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise errors.UserError(f"unexpected arguments {' '.join(argv[1:])}; flags take the form --name=value")
+    cli.no_arguments(argv)
     train(config.from_flags(config.RunConfig, flags.FLAGS).resolved())
 
 

@@ -113,10 +113,12 @@ def test_evaluate_a_chosen_checkpoint_and_split_from_checkpoints_dir(trained):
     assert metrics["global_step"] == STEPS_PER_EPOCH and metrics["split"] == "validation"
 
 
-def accuracy_restored_by_tensor_name(train_dir, data_dir):
-    """The README's recipe, in a plain Session (no soft placement): meta graph, restore, feed by name."""
+def accuracy_restored_by_tensor_name(train_dir, data_dir, data=None):
+    """The README's recipe, in a plain Session (no soft placement): meta graph, restore, feed by name
+    the test split's [0, 1] pixels."""
     latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
-    images, labels = load_dataset("mnist", data_dir=data_dir, validation_size=200).split("test")
+    data = data or load_dataset("mnist", data_dir=data_dir, validation_size=200)
+    images, labels = data.split("test")
     with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
         saver = tf.compat.v1.train.import_meta_graph(latest + ".meta")
         saver.restore(sess, latest)

@@ -199,10 +199,10 @@ def test_pipeline_scales_once_and_yields_every_image_once():
     assert graph.as_graph_def().ByteSize() < 20000
 
 
-def run_pipeline(images, labels, batch_size, pixel_mean=None, augment_seed=None):
+def run_pipeline(images, labels, batch_size, augment_seed=None):
     graph = tf.Graph()
     with graph.as_default():
-        pipeline = InputPipeline(images.shape[1:], pixel_mean)
+        pipeline = InputPipeline(images.shape[1:])
         with tf.compat.v1.Session() as sess:
             pipeline.start(sess, images, labels, batch_size, augment_seed=augment_seed)
             batches = []
@@ -213,10 +213,17 @@ def run_pipeline(images, labels, batch_size, pixel_mean=None, augment_seed=None)
                     return np.concatenate(batches)
 
 
-def test_pipeline_subtracts_the_pixel_mean():
-    images = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
-    got = run_pipeline(images, np.zeros(6, np.int64), 4, pixel_mean=[0.5, 0.25, 0.0])
-    np.testing.assert_allclose(got, images / 255.0 - [0.5, 0.25, 0.0], rtol=1e-5, atol=1e-6)
+def test_the_graph_subtracts_the_pixel_mean_after_the_image_placeholder():
+    from cnn_tf.config import RunConfig
+    from cnn_tf.graph import build_graph
+
+    images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    g = build_graph(RunConfig(model="three_conv"), (8, 8, 3), 10, 6, pixel_mean=[0.5, 0.25, 0.0])
+    with tf.compat.v1.Session(graph=g.graph) as sess:
+        g.pipeline.start(sess, images, np.zeros(6, np.int64), 6)
+        pixels, model_input = sess.run([g.image, g.model_input])
+    np.testing.assert_allclose(pixels, images / 255.0, rtol=1e-6)  # image:0 holds [0, 1] pixels
+    np.testing.assert_allclose(model_input, images / 255.0 - [0.5, 0.25, 0.0], rtol=1e-5, atol=1e-6)
 
 
 def test_augmentation_flips_and_crops_each_image_from_stateless_seeds():

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from cnn_tf import config
-from cnn_tf.data import DATASETS
+from cnn_tf.data import DATASETS, load_dataset
 from cnn_tf.nets import nets_map
 from conftest import ROOT, make_folder_layout, make_stripes_folder, run_cli, small_run_flags
 
@@ -51,6 +51,12 @@ def test_model_trains_and_evaluates_through_the_clis(model, data_dir, pets_dir, 
     evaluated = run_cli("evaluate", f"--checkpoint_dir={train_dir}")
     assert evaluated.returncode == 0, evaluated.stderr
     assert printed(evaluated.stdout, "test accuracy") == pytest.approx(accuracy, abs=1e-4)
+    if model == "four_conv":  # --normalization=mean: image:0 still takes [0, 1] pixels, the graph subtracts
+        from test_cli import accuracy_restored_by_tensor_name
+
+        data = load_dataset("image_folder", data_dir=pets_dir, image_size=32, validation_fraction=0.1,
+                            test_fraction=0.2)
+        assert accuracy_restored_by_tensor_name(train_dir, None, data) == pytest.approx(accuracy, abs=1e-4)
 
 
 def test_four_conv_pets_config_learns_a_small_two_class_folder(tmp_path):

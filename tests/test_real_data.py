@@ -36,3 +36,12 @@ def test_lenet_learns_real_fashion_mnist_in_one_epoch(tmp_path):
     assert printed_accuracy(evaluated.stdout) == accuracy
     assert "Ankle boot" in evaluated.stdout
     assert "T-sh  Trou  Pull  Dres  Coat  Sand  Shir  Snea   Bag  Ankl" in evaluated.stdout  # the matrix's header
+
+    # Exported, the model classifies 1,000 real test images written as PNG files, in a process that
+    # never imports cnn_tf, exactly as the checkpoint does (ids equal, probabilities within 1e-5).
+    from test_export import export_and_compare
+
+    data = load_dataset("fashion_mnist")
+    images, labels = data.split("test")
+    _, _, out = export_and_compare(train_dir, images[:1000], data.class_names, tmp_path)
+    assert abs(np.mean(np.array(out["classes"]) == labels[:1000]) - accuracy) < 0.03

@@ -7,13 +7,12 @@ import dataclasses
 
 from absl import flags
 
-from cnn_tf import cli, config, errors
+from cnn_tf import cli, config
 from cnn_tf.data import mnist
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise errors.UserError(f"unexpected arguments {' '.join(argv[1:])}; flags take the form --name=value")
+    cli.no_arguments(argv)
     opts = config.from_flags(config.FetchOptions, flags.FLAGS)
     for role, path in mnist.locate_files(opts.dataset, opts.data_dir, opts.download_mirror).items():
         print(f"{role}: {path}")

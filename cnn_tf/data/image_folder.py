@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from cnn_tf.data.dataset import Dataset
+from cnn_tf.data.preprocess import EXTENSIONS, decode
 from cnn_tf.errors import UserError
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 Record = collections.namedtuple("Record", "path label")
 
 
@@ -93,9 +93,7 @@ def _decode_all(paths, image_size):
     graph = tf.Graph()
     with graph.as_default():
         def load(index, path):
-            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-            image = tf.image.resize(image, [image_size, image_size], antialias=True)
-            return index, tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
+            return index, decode(tf.io.read_file(path), image_size, image_size, 3)
 
         dataset = (tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
                    .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -11,10 +11,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-
-def scale_pixels(images):
-    """The one place pixels are scaled: uint8 [0, 255] -> float32 [0, 1]."""
-    return tf.cast(images, tf.float32) * (1.0 / 255.0)
+from cnn_tf.data.preprocess import scale_pixels
 
 
 def steps_per_epoch(num_examples, batch_size, num_replicas=1):
@@ -45,9 +42,9 @@ def augment_batch(images, seed):
 
 
 class InputPipeline:
-    """`pixel_mean`: per-channel mean subtracted after scaling (--normalization=mean), or None."""
+    """Yields batches of [0, 1] pixels and labels (the graph normalizes them after `image:0`)."""
 
-    def __init__(self, image_shape, pixel_mean=None):
+    def __init__(self, image_shape):
         with tf.compat.v1.name_scope("input"), tf.device("/cpu:0"):
             self._images = tf.compat.v1.placeholder(tf.uint8, [None, *image_shape], name="images")
             self._labels = tf.compat.v1.placeholder(tf.int64, [None], name="labels")
@@ -57,15 +54,13 @@ class InputPipeline:
             self._seed = tf.compat.v1.placeholder_with_default(tf.zeros([2], tf.int64), [2], name="seed")
             self._first_batch = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [],
                                                                       name="first_batch")
-            mean = None if pixel_mean is None else tf.constant(np.asarray(pixel_mean, np.float32))
 
             def prepare(index, batch):
                 x, y = batch
                 x = tf.cond(self._augment,
                             lambda: augment_batch(x, tf.random.experimental.stateless_fold_in(self._seed, index)),
                             lambda: x)
-                x = scale_pixels(x)
-                return (x if mean is None else x - mean), y
+                return scale_pixels(x), y
 
             dataset = (
                 tf.data.Dataset.from_tensor_slices((self._images, self._labels))

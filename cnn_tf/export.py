@@ -1,0 +1,80 @@
+"""Export a checkpoint as a SavedModel: `python -m cnn_tf.export --checkpoint_dir=DIR --export_dir=E`.
+
+Writes E/<global step>/ (TF Serving's layout) through a staging folder renamed into place, never over
+an existing version. Signatures: `serving_default` takes encoded image files (tf.string [N]) and
+`predict_images` uint8 [N, H, W, C]; both return `probabilities` float32 [N, C], `classes` int64 [N]
+and `class_names` string [N]. The class names and the run's flags.cfg go in as assets. It loads with
+`tf.saved_model.load` in TensorFlow 2, in a program that knows nothing of cnn_tf.
+"""
+import dataclasses
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+from absl import flags
+
+from cnn_tf import checkpoints, cli, config
+from cnn_tf.data import load_dataset_for
+from cnn_tf.errors import UserError
+from cnn_tf.inference import build_inference_graph, restore
+
+
+def export(cfg, run_dir, checkpoint_path, export_dir):
+    """Writes the SavedModel of `checkpoint_path`; returns its folder."""
+    step = checkpoints.step_of(checkpoint_path)
+    final = os.path.join(os.path.abspath(export_dir), str(step))
+    if os.path.exists(final):
+        raise UserError(f"{final} already exists: a version is never overwritten; delete it or pass another "
+                        "--export_dir")
+    data = load_dataset_for(cfg)
+    g = build_inference_graph(cfg, data.image_shape, data.class_names,
+                              data.pixel_mean if cfg.normalization == "mean" else None)
+    try:
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{step}-", dir=os.path.dirname(final))
+    except OSError as e:
+        raise UserError(f"cannot write to --export_dir={export_dir}: {e.strerror}") from e
+    try:
+        with tempfile.TemporaryDirectory() as assets, g.graph.as_default(), tf.compat.v1.Session() as sess:
+            restore(sess, g, checkpoint_path)
+            with open(os.path.join(assets, "class_names.txt"), "w") as f:
+                f.write("".join(name + "\n" for name in data.class_names))
+            shutil.copy(run_dir.flags_cfg, os.path.join(assets, "flags.cfg"))
+            for name in ("class_names.txt", "flags.cfg"):
+                tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS,
+                                               tf.constant(os.path.join(assets, name), name=f"asset_{name[:-4]}"))
+            signature = tf.compat.v1.saved_model.predict_signature_def
+            os.rmdir(staging)  # the builder wants to create it
+            builder = tf.compat.v1.saved_model.Builder(staging)
+            builder.add_meta_graph_and_variables(
+                sess, [tf.saved_model.SERVING],
+                signature_def_map={"serving_default": signature({"images": g.encoded}, g.from_files),
+                                   "predict_images": signature({"images": g.images}, g.from_arrays)},
+                assets_collection=tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS),
+                strip_default_attrs=True)
+            builder.save()
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def main(argv):
+    cli.no_arguments(argv)
+    opts = config.from_flags(config.ExportOptions, flags.FLAGS)
+    if not opts.export_dir:
+        raise UserError("--export_dir is required: where the SavedModel's versions go")
+    run_dir, cfg = cli.load_run(opts.checkpoint_dir, config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES))
+    path = cli.checkpoint_to_read(run_dir, opts.checkpoint_path)
+    final = export(cfg, run_dir, path, opts.export_dir)
+    print(f"exported {path} to {final} (signatures serving_default: image files, predict_images: uint8 arrays)")
+
+
+def run():
+    cli.run(main, "python -m cnn_tf.export --checkpoint_dir=DIR [--checkpoint_path=P] --export_dir=E",
+            list(dataclasses.fields(config.ExportOptions)) + cli.RUN_OVERRIDES)
+
+
+if __name__ == "__main__":
+    run()

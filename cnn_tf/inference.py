@@ -1,0 +1,50 @@
+"""The model for inference, from image files or arrays to class probabilities: what `export` writes
+as a SavedModel and `predict` runs from a checkpoint. Float32, the inference tower's layers (moving
+averages, no dropout), the run's preprocessing (cnn_tf.data.preprocess)."""
+import types
+
+import tensorflow as tf
+
+from cnn_tf import checkpoints
+from cnn_tf.data.preprocess import decode, normalize, scale_pixels
+from cnn_tf.nets import get_network_fn, model_options
+
+
+def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None):
+    """Returns a namespace: `graph`, `encoded` (tf.string [N]: PNG/JPEG/BMP/GIF bytes) and `images`
+    (uint8 [N, H, W, C]) placeholders, `from_files` and `from_arrays` ({probabilities, classes,
+    class_names} for each), and `saver` for the model's variables, named as in training."""
+    height, width, channels = image_shape
+    graph = tf.Graph()
+    g = types.SimpleNamespace(graph=graph, class_names=list(class_names), image_shape=tuple(image_shape))
+    with graph.as_default():
+        network_fn = get_network_fn(cfg.model, len(class_names), use_batch_norm=cfg.batch_norm,
+                                    weights_initializer=cfg.weights_initializer, init_stddev=cfg.init_stddev,
+                                    **{name: getattr(cfg, name) for name in model_options(cfg.model)})
+        names = tf.constant(g.class_names)
+
+        def classify(pixels, reuse):
+            with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=reuse):
+                logits, _ = network_fn(normalize(pixels, pixel_mean), is_training=False, keep_prob=1.0)
+            classes = tf.argmax(logits, 1)
+            return {"probabilities": tf.nn.softmax(logits), "classes": classes,
+                    "class_names": tf.gather(names, classes)}
+
+        g.encoded = tf.compat.v1.placeholder(tf.string, [None], "encoded_images")
+        decoded = tf.map_fn(lambda contents: decode(contents, height, width, channels), g.encoded,
+                            fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8))
+        with tf.compat.v1.name_scope("from_files"):
+            g.from_files = classify(scale_pixels(decoded), reuse=False)
+        g.images = tf.compat.v1.placeholder(tf.uint8, [None, height, width, channels], "images")
+        with tf.compat.v1.name_scope("from_arrays"):
+            g.from_arrays = classify(scale_pixels(g.images), reuse=True)
+        g.variables = tf.compat.v1.global_variables()
+        g.saver = tf.compat.v1.train.Saver(g.variables)
+    return g
+
+
+def restore(sess, g, path):
+    """The model's variables from training checkpoint `path` (a mismatch is one clear line)."""
+    checkpoints.check_compatible(path, g.variables)
+    with g.graph.as_default():  # Saver works on the default graph
+        g.saver.restore(sess, path)

@@ -1,0 +1,154 @@
+"""Classify image files: `python -m cnn_tf.predict (--checkpoint_dir=DIR | --saved_model=E) PATH...`.
+
+PATHs are image files or folders (searched recursively for PNG, JPEG, BMP and GIF files). Prints each
+image's --top_k classes with their probabilities, as a table, or --format=json|csv for scripts. A
+checkpoint and its SavedModel give the same answers: both decode and scale with
+cnn_tf.data.preprocess, inside the graph.
+"""
+import csv
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+import tqdm
+from absl import flags, logging
+
+from cnn_tf import cli, config
+from cnn_tf.data import load_dataset_for
+from cnn_tf.data.preprocess import EXTENSIONS
+from cnn_tf.errors import UserError
+from cnn_tf.inference import build_inference_graph, restore
+
+
+def image_files(paths):
+    """The image files among `paths` and inside the folders among them, in order."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            for directory, subdirectories, names in os.walk(path):
+                subdirectories.sort()
+                found += [os.path.join(directory, n) for n in sorted(names)
+                          if os.path.splitext(n)[1].lower() in EXTENSIONS and not n.startswith(".")]
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise UserError(f"{path} does not exist; give image files or folders of them")
+    if not found:
+        raise UserError(f"no PNG/JPEG/BMP/GIF files in {', '.join(paths)}")
+    return found
+
+
+class CheckpointClassifier:
+    def __init__(self, checkpoint_dir, checkpoint_path, overrides):
+        run_dir, cfg = cli.load_run(checkpoint_dir, overrides)
+        path = cli.checkpoint_to_read(run_dir, checkpoint_path)
+        data = load_dataset_for(cfg)
+        self.g = build_inference_graph(cfg, data.image_shape, data.class_names,
+                                       data.pixel_mean if cfg.normalization == "mean" else None)
+        self.g.graph.finalize()
+        self.sess = tf.compat.v1.Session(graph=self.g.graph)
+        restore(self.sess, self.g, path)
+        self.class_names = data.class_names
+
+    def __call__(self, contents):
+        return self.sess.run(self.g.from_files["probabilities"], {self.g.encoded: contents})
+
+
+class SavedModelClassifier:
+    def __init__(self, saved_model):
+        if not os.path.isdir(saved_model):
+            raise UserError(f"--saved_model={saved_model} is not a directory; give the --export_dir of export or "
+                            "one of its versions")
+        versions = sorted((int(n) for n in os.listdir(saved_model) if n.isdigit()), reverse=True)
+        if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")) and versions:
+            saved_model = os.path.join(saved_model, str(versions[0]))
+        if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
+            raise UserError(f"--saved_model={saved_model} holds no saved_model.pb; give the --export_dir of export")
+        verbosity = logging.get_verbosity()
+        if verbosity < logging.DEBUG:  # its INFO lines ("Fingerprint not found", ...) are not for users
+            logging.set_verbosity(logging.WARNING)
+        try:
+            self.model = tf.saved_model.load(saved_model)
+        finally:
+            logging.set_verbosity(verbosity)
+        self.signature = self.model.signatures["serving_default"]
+        with open(os.path.join(saved_model, "assets", "class_names.txt")) as f:
+            self.class_names = f.read().splitlines()
+
+    def __call__(self, contents):
+        return self.signature(images=tf.constant(contents))["probabilities"].numpy()
+
+
+def classify(classifier, paths, batch_size, skip_bad_images):
+    """{path: probabilities}; an unreadable file is one error (or, skipped, counted in a warning)."""
+    results, bad = {}, []
+    batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+    for batch in tqdm.tqdm(batches, desc="classifying", unit="batch", disable=None if len(batches) > 1 else True,
+                           leave=False, file=sys.stderr):
+        contents = [open(p, "rb").read() for p in batch]
+        try:
+            results.update(zip(batch, classifier(contents)))
+            continue
+        except (tf.errors.InvalidArgumentError, ValueError):
+            pass
+        for path, content in zip(batch, contents):  # one bad file spoils its batch: find it
+            try:
+                results[path] = classifier([content])[0]
+            except (tf.errors.InvalidArgumentError, ValueError):
+                if not skip_bad_images:
+                    raise UserError(f"{path}: not a readable PNG/JPEG/BMP/GIF image; fix it, or pass "
+                                    "--skip_bad_images to leave such files out") from None
+                bad.append(path)
+    if bad:
+        print(f"warning: skipped {len(bad)} unreadable files (--skip_bad_images); the first: {bad[0]}",
+              file=sys.stderr)
+    return results
+
+
+def report(results, class_names, top_k, output_format, out=sys.stdout):
+    rows = []
+    for path, probabilities in results.items():
+        top = np.argsort(-probabilities, kind="stable")[:top_k]
+        rows.append((path, [(class_names[k], float(probabilities[k])) for k in top]))
+    if output_format == "json":
+        json.dump([{"path": path, "predictions": [{"class": c, "probability": p} for c, p in top]}
+                   for path, top in rows], out, indent=1)
+        out.write("\n")
+    elif output_format == "csv":
+        writer = csv.writer(out)
+        writer.writerow(["path", "rank", "class", "probability"])
+        for path, top in rows:
+            writer.writerows([path, rank, c, f"{p:.6f}"] for rank, (c, p) in enumerate(top, start=1))
+    else:
+        width = max(len(path) for path, _ in rows)
+        for path, top in rows:
+            print(f"{path:<{width}}  " + "  ".join(f"{c} {p:.4f}" for c, p in top), file=out)
+
+
+def main(argv):
+    opts = config.from_flags(config.PredictOptions, flags.FLAGS)
+    if bool(opts.saved_model) == bool(opts.checkpoint_dir):
+        raise UserError("give --checkpoint_dir (a train dir) or --saved_model (an export), one of them")
+    paths = image_files(argv[1:]) if len(argv) > 1 else None
+    if not paths:
+        raise UserError("give the image files or folders to classify after the flags")
+    if opts.saved_model:
+        classifier = SavedModelClassifier(opts.saved_model)
+    else:
+        classifier = CheckpointClassifier(opts.checkpoint_dir, opts.checkpoint_path,
+                                          config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES))
+    results = classify(classifier, paths, opts.batch_size, opts.skip_bad_images)
+    report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
+
+
+def run():
+    cli.run(main, "python -m cnn_tf.predict (--checkpoint_dir=DIR | --saved_model=E) [--top_k=3] "
+                  "[--format=table|json|csv] PATH...",
+            list(dataclasses.fields(config.PredictOptions)) + cli.RUN_OVERRIDES)
+
+
+if __name__ == "__main__":
+    run()

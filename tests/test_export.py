@@ -1,0 +1,126 @@
+"""export: a SavedModel that TensorFlow 2 loads without cnn_tf, classifying image files and arrays
+as the checkpoint does; saved_model_cli lists both signatures; versions never overwritten."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cnn_tf.data import load_dataset
+from conftest import ROOT, run_cli, small_run_flags, write_image
+
+# Runs in a fresh interpreter that never imports cnn_tf: what a user of the SavedModel has.
+LOAD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert "cnn_tf" not in sys.modules
+model = tf.saved_model.load(sys.argv[1])
+files = [open(p, "rb").read() for p in sys.argv[2:]]
+out = model.signatures["serving_default"](images=tf.constant(files))
+arrays = np.stack([tf.io.decode_png(f).numpy() for f in files])
+out_arrays = model.signatures["predict_images"](images=tf.constant(arrays))
+assert "cnn_tf" not in sys.modules
+print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(), "classes": out["classes"].numpy().tolist(),
+                  "class_names": [n.decode() for n in out["class_names"].numpy()],
+                  "arrays_classes": out_arrays["classes"].numpy().tolist(),
+                  "arrays_probabilities": out_arrays["probabilities"].numpy().tolist()}))
+"""
+
+
+def checkpoint_probabilities(train_dir, images):
+    """Softmax of logits:0 restored by tensor name, fed [0, 1] pixels: the checkpoint's own answer."""
+    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
+        tf.compat.v1.train.import_meta_graph(latest + ".meta").restore(sess, latest)
+        logits = sess.run(graph.get_tensor_by_name("logits:0"), {graph.get_tensor_by_name("image:0"): images / 255.0})
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def export_and_compare(train_dir, images, class_names, tmp_path):
+    export_dir = str(tmp_path / "export")
+    result = run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={export_dir}")
+    assert result.returncode == 0, result.stderr
+    step = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints")).rsplit("-", 1)[1]
+    version = os.path.join(export_dir, step)
+    assert f"exported" in result.stdout and version in result.stdout
+    assert sorted(os.listdir(os.path.join(version, "assets"))) == ["class_names.txt", "flags.cfg"]
+    assert open(os.path.join(version, "assets", "class_names.txt")).read().splitlines() == list(class_names)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(str(tmp_path / "png" / f"{i}.png"))
+        os.makedirs(os.path.dirname(paths[-1]), exist_ok=True)
+        write_image(paths[-1], image)
+    loaded = subprocess.run([sys.executable, "-c", LOAD, version, *paths], capture_output=True, text=True,
+                            timeout=600, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    out = json.loads(loaded.stdout.strip().splitlines()[-1])
+    expected = checkpoint_probabilities(train_dir, images)
+    assert out["classes"] == expected.argmax(axis=1).tolist() == out["arrays_classes"]
+    np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+    np.testing.assert_allclose(out["arrays_probabilities"], expected, atol=1e-5)
+    assert out["class_names"] == [class_names[k] for k in out["classes"]]
+    return export_dir, version, out
+
+
+def test_export_loads_without_cnn_tf_and_answers_as_the_checkpoint(data_dir, tmp_path):
+    train_dir = str(tmp_path / "run")
+    assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0
+    data = load_dataset("mnist", data_dir=data_dir, validation_size=200)
+    images, labels = data.split("test")
+    export_dir, version, out = export_and_compare(train_dir, images[:100], data.class_names, tmp_path)
+    assert np.mean(np.array(out["classes"]) == labels[:100]) > 0.8
+
+    shown = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "show", "--dir",
+                            version, "--all"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    for signature in ("serving_default", "predict_images"):
+        assert f"signature_def['{signature}']" in shown.stdout
+    assert "dtype: DT_STRING" in shown.stdout and "dtype: DT_UINT8" in shown.stdout
+
+    # a version is never overwritten: one line, and the export dir as it was
+    again = run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={export_dir}")
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        f"error: {version} already exists: a version is never overwritten; delete it or pass another --export_dir"]
+    assert os.listdir(export_dir) == [os.path.basename(version)]
+
+
+def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(data_dir, tmp_path):
+    train_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+    assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0
+    assert run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={export_dir}").returncode == 0
+    data = load_dataset("mnist", data_dir=data_dir, validation_size=200)
+    images, labels = data.split("test")
+    folder = tmp_path / "photos"
+    for i in range(40):  # PNG and JPEG, some in a sub-folder
+        write_image(str(folder / ("sub" if i % 3 == 0 else "") / f"{i:02d}.{'png' if i % 2 else 'jpg'}"), images[i]) \
+            if os.makedirs(folder / "sub", exist_ok=True) is None else None
+    answers = {}
+    for source in (f"--checkpoint_dir={train_dir}", f"--saved_model={export_dir}"):
+        result = run_cli("predict", source, "--format=json", "--top_k=2", str(folder))
+        assert result.returncode == 0, result.stderr
+        answers[source] = json.loads(result.stdout)
+        assert len(answers[source]) == 40 and all(len(a["predictions"]) == 2 for a in answers[source])
+    checkpoint, saved = answers.values()
+    assert [a["path"] for a in checkpoint] == [a["path"] for a in saved]
+    assert [a["predictions"][0]["class"] for a in checkpoint] == [a["predictions"][0]["class"] for a in saved]
+    for a, b in zip(checkpoint, saved):
+        assert abs(a["predictions"][0]["probability"] - b["predictions"][0]["probability"]) < 1e-5
+    truth = {f"{i:02d}": str(labels[i]) for i in range(40)}
+    correct = [a["predictions"][0]["class"] == truth[os.path.basename(a["path"])[:2]] for a in saved]
+    assert np.mean(correct) > 0.8
+
+    # the table, and an unreadable file: one error line, or a warning with --skip_bad_images
+    (folder / "broken.png").write_bytes(b"not a png")
+    table = run_cli("predict", f"--saved_model={export_dir}", str(folder))
+    assert table.returncode == 2 and table.stderr.strip().splitlines() == [
+        f"error: {folder / 'broken.png'}: not a readable PNG/JPEG/BMP/GIF image; fix it, or pass --skip_bad_images "
+        "to leave such files out"]
+    table = run_cli("predict", f"--saved_model={export_dir}", "--skip_bad_images", str(folder))
+    assert table.returncode == 0, table.stderr
+    assert "warning: skipped 1 unreadable files" in table.stderr
+    assert len(table.stdout.strip().splitlines()) == 40
