@@ -4,6 +4,7 @@ import io
 import os
 import re
 import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -111,3 +112,11 @@ def test_make_says_what_to_install_when_python3_venv_is_missing(tmp_path):
         rf"error: {fake} -m venv needs Debian's python3\.\d+-venv package \(or python3-venv\): run 'sudo apt-get "
         r"install python3\.\d+-venv', then make again", lines[0]), lines
     assert not (tmp_path / "venv").exists()
+
+
+def test_every_cli_module_imports_together_in_one_process():
+    """Flags are defined when a CLI starts, not when it is imported (absl would refuse them twice)."""
+    result = subprocess.run([sys.executable, "-c", "import cnn_tf.train, cnn_tf.evaluate, cnn_tf.export, "
+                             "cnn_tf.predict, cnn_tf.data.fetch; print('ok')"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
