@@ -24,7 +24,6 @@ class TrainDir:
         self.path = path
         self.flags_cfg = os.path.join(path, "flags.cfg")
         self.checkpoints = os.path.join(path, "checkpoints")
-        self.checkpoint_prefix = os.path.join(self.checkpoints, CHECKPOINT_NAME)
         self.eval = os.path.join(path, "eval")
         self.status_json = os.path.join(path, "status.json")
 

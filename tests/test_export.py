@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from cnn_tf.data import load_dataset
-from conftest import ROOT, run_cli, small_run_flags, write_image
+from conftest import run_cli, small_run_flags, write_image
 
 # Runs in a fresh interpreter that never imports cnn_tf: what a user of the SavedModel has.
 LOAD = r"""
@@ -47,7 +46,7 @@ def export_and_compare(train_dir, images, class_names, tmp_path):
     assert result.returncode == 0, result.stderr
     step = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints")).rsplit("-", 1)[1]
     version = os.path.join(export_dir, step)
-    assert f"exported" in result.stdout and version in result.stdout
+    assert "exported" in result.stdout and version in result.stdout
     assert sorted(os.listdir(os.path.join(version, "assets"))) == ["class_names.txt", "flags.cfg"]
     assert open(os.path.join(version, "assets", "class_names.txt")).read().splitlines() == list(class_names)
     paths = []
@@ -96,9 +95,9 @@ def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(
     data = load_dataset("mnist", data_dir=data_dir, validation_size=200)
     images, labels = data.split("test")
     folder = tmp_path / "photos"
+    os.makedirs(folder / "sub")
     for i in range(40):  # PNG and JPEG, some in a sub-folder
-        write_image(str(folder / ("sub" if i % 3 == 0 else "") / f"{i:02d}.{'png' if i % 2 else 'jpg'}"), images[i]) \
-            if os.makedirs(folder / "sub", exist_ok=True) is None else None
+        write_image(str(folder / ("sub" if i % 3 == 0 else "") / f"{i:02d}.{'png' if i % 2 else 'jpg'}"), images[i])
     answers = {}
     for source in (f"--checkpoint_dir={train_dir}", f"--saved_model={export_dir}"):
         result = run_cli("predict", source, "--format=json", "--top_k=2", str(folder))
