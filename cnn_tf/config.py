@@ -21,8 +21,9 @@ from cnn_tf.nets import nets_map
 from cnn_tf.nets.layers import INITIALIZERS
 from cnn_tf.traindir import write_atomic
 
-DATA, MODEL, OPTIMIZATION, OUTPUT, RUNTIME, CHECKPOINT, EVALUATION, EXPORT, PREDICTION = (
-    "data", "model", "optimization", "output", "runtime", "checkpoint", "evaluation", "export", "prediction")
+DATA, MODEL, FINE_TUNING, OPTIMIZATION, OUTPUT, RUNTIME, CHECKPOINT, EVALUATION, EXPORT, PREDICTION = (
+    "data", "model", "fine-tuning", "optimization", "output", "runtime", "checkpoint", "evaluation", "export",
+    "prediction")
 OPTIMIZERS = ("adam", "momentum", "sgd", "rmsprop")
 
 
@@ -46,8 +47,13 @@ def open_unit_interval(v):  # (0, 1)
     return 0 < v < 1
 
 
+def grey_or_colour(v):
+    return v in (1, 3)
+
+
 _CHECK_WORDS = {positive: "must be positive", non_negative: "must be >= 0", unit_interval: "must be in (0, 1]",
-                fraction: "must be in [0, 1)", open_unit_interval: "must be in (0, 1)"}
+                fraction: "must be in [0, 1)", open_unit_interval: "must be in (0, 1)",
+                grey_or_colour: "must be 1 (grayscale) or 3 (RGB)"}
 
 
 def option(default, help, group, choices=None, check=None, must_match=False, overridable=False, saved=True):
@@ -95,6 +101,9 @@ class RunConfig(_Options):
     class_names: typing.Optional[tuple] = option(None, "image_folder's classes, in label order (default: the "
                                                  "sub-folder names, or the labels CSV's labels, sorted).", DATA,
                                                  must_match=True)
+    channels: typing.Optional[int] = option(None, "image_folder: 1 (grayscale) or 3 (RGB) channels (default: 1 "
+                                            "when every image is grayscale, else 3).", DATA, check=grey_or_colour,
+                                            must_match=True)
     validation_fraction: float = option(0.1, "Fraction of each image_folder class held out for validation.",
                                         DATA, check=fraction, must_match=True)
     test_fraction: float = option(0.1, "Fraction of each image_folder class held out for test.", DATA,
@@ -124,6 +133,18 @@ class RunConfig(_Options):
     precision: str = option("float32", "Compute precision; mixed_* keep float32 master weights, loss and "
                             "softmax. bfloat16 needs a CPU with AVX512_BF16/AMX or a GPU, float16 a GPU "
                             "(else float32).", MODEL, choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    # Fine-tuning
+    warm_start_from: typing.Optional[str] = option(
+        None, "A checkpoint, or a train dir (its latest checkpoint), whose model weights this run starts from; "
+        "used only while --train_dir has no checkpoint of its own (then the run resumes).", FINE_TUNING)
+    checkpoint_exclude_scopes: typing.Optional[tuple] = option(
+        None, "Variable scopes --warm_start_from does not restore (they start from their initializer), e.g. the "
+        "logits layer lenet/fc4 when the classes change.", FINE_TUNING)
+    trainable_scopes: typing.Optional[tuple] = option(
+        None, "Variable scopes to train (default: all); every other variable, batch-norm statistics included, "
+        "stays as it starts.", FINE_TUNING, must_match=True)
+    ignore_missing_vars: bool = option(False, "Start the variables the --warm_start_from checkpoint lacks from "
+                                       "their initializer, with a warning, instead of stopping.", FINE_TUNING)
     # Optimization
     batch_size: int = option(128, "Training batch size (the global batch: --num_towers split it).", OPTIMIZATION,
                              check=positive, must_match=True)
@@ -172,6 +193,9 @@ class RunConfig(_Options):
         super().__post_init__()
         if self.validation_fraction + self.test_fraction >= 1:
             raise UserError("--validation_fraction plus --test_fraction must leave some images to train on")
+        for name in ("checkpoint_exclude_scopes", "ignore_missing_vars"):
+            if getattr(self, name) and not self.warm_start_from:
+                raise UserError(f"--{name} applies to a warm start: give --warm_start_from too, or leave it out")
         if self.batch_size % self.num_towers:
             raise UserError(f"--batch_size={self.batch_size} does not split evenly over --num_towers="
                             f"{self.num_towers}; make it a multiple of {self.num_towers}")
@@ -179,7 +203,7 @@ class RunConfig(_Options):
     def resolved(self):
         """Absolute paths (flags.cfg must work from any directory); the default train dir."""
         changes = {"train_dir": os.path.abspath(self.train_dir or os.path.join("runs", f"{self.model}_{self.dataset}"))}
-        for name in ("data_dir", "labels_csv"):
+        for name in ("data_dir", "labels_csv", "warm_start_from"):
             if getattr(self, name):
                 changes[name] = os.path.abspath(getattr(self, name))
         return self.replace(**changes)

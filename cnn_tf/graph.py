@@ -17,6 +17,7 @@ from cnn_tf.data.pipeline import InputPipeline, steps_per_epoch
 from cnn_tf.data.preprocess import normalize
 from cnn_tf.errors import UserError
 from cnn_tf.config import tower_devices
+from cnn_tf.fine_tuning import under, variables_to_train
 from cnn_tf.nets import get_network_fn, model_options
 from cnn_tf.nets.layers import InputSizeError
 
@@ -133,6 +134,8 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
                                     use_batch_norm=cfg.batch_norm, weights_initializer=cfg.weights_initializer,
                                     init_stddev=cfg.init_stddev, **options)
 
+        before_model = {v.op.name for v in tf.compat.v1.global_variables()}
+
         def model(images, is_training):
             try:
                 logits, end_points = network_fn(tf.cast(images, COMPUTE_DTYPES[precision]), is_training=is_training,
@@ -150,14 +153,17 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
                 with tf.compat.v1.name_scope("training"):
                     g.train = _head(g.label, *model(g.model_input, is_training=True))
                 g.inference = _inference_tower(g, model)
+                _choose_variables(g, cfg, before_model)
                 _add_nan_rollback(g)
                 optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
-                with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS)):
-                    g.train_op = optimizer.minimize(g.train.loss, g.global_step, name="train_op")
+                with tf.control_dependencies(_update_ops(g, "training/")):
+                    g.train_op = optimizer.minimize(g.train.loss, g.global_step, var_list=g.variables_to_train,
+                                                    name="train_op")
         else:
             towers = _training_towers(g, model, devices)
             with tf.compat.v1.device(devices[0]):
                 g.inference = _inference_tower(g, model)
+            _choose_variables(g, cfg, before_model)
             with tf.compat.v1.device("/cpu:0"):
                 _add_nan_rollback(g)
                 optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
@@ -189,6 +195,24 @@ def _inference_tower(g, model):
         tf.identity(inference.loss, name="loss"), tf.identity(inference.accuracy, name="accuracy"),
         inference.end_points)
     return inference
+
+
+def _choose_variables(g, cfg, before_model):
+    """g.model_variables: those the model created (what a warm start may restore); g.variables_to_train:
+    the trainable ones under --trainable_scopes (all by default)."""
+    g.model_variables = [v for v in tf.compat.v1.global_variables() if v.op.name not in before_model]
+    g.trainable_scopes = cfg.trainable_scopes
+    g.variables_to_train = variables_to_train(cfg, g.model_variables)
+
+
+def _update_ops(g, scope):
+    """The batch-norm updates of the first training tower (name scope `scope`), of the moving averages
+    under --trainable_scopes: a frozen layer's statistics stay as they started, with its weights."""
+    def trained(update):
+        variable = update.op.inputs[0].op.name  # AssignVariableOp(handle, value)
+        return not g.trainable_scopes or any(under(variable, s) for s in g.trainable_scopes)
+
+    return [u for u in tf.compat.v1.get_collection(UPDATE_OPS, scope=scope) if trained(u)]
 
 
 def _optimizer(g, cfg, num_train_examples, precision):
@@ -252,7 +276,8 @@ def _train_op_over_towers(g, towers, optimizer, devices):
     tower_grads = []
     for tower, device in zip(towers, devices):
         with tf.compat.v1.device(device):
-            tower_grads.append(optimizer.compute_gradients(tower.loss, colocate_gradients_with_ops=True))
+            tower_grads.append(optimizer.compute_gradients(tower.loss, var_list=g.variables_to_train,
+                                                           colocate_gradients_with_ops=True))
     with tf.compat.v1.device("/cpu:0"):
         with tf.compat.v1.name_scope("sum_tower_gradients"):
             summed = []
@@ -261,7 +286,7 @@ def _train_op_over_towers(g, towers, optimizer, devices):
                 summed.append((tf.add_n(grads) if grads else None, pairs[0][1]))
         # Outside any name scope: Adam names its beta powers after the scope, and a checkpoint must
         # not depend on the tower count.
-        with tf.control_dependencies(tf.compat.v1.get_collection(UPDATE_OPS, scope="training/")):
+        with tf.control_dependencies(_update_ops(g, "training/")):
             return optimizer.apply_gradients(summed, g.global_step, name="train_op")
 
 

@@ -58,13 +58,15 @@ class Callback:
 
 class Trainer:
     """Runs `g.train_op` over `feed` (steps_per_epoch, start(sess, epoch, first_step)) for `num_epochs`
-    epochs, counted across resumes; `initialize(sess)` gives fresh weights (default: g.init_op)."""
+    epochs, counted across resumes; `initialize(sess)` gives fresh weights (default: g.init_op), and its
+    `description` attribute, if any, says which (for messages)."""
 
     def __init__(self, g, feed, callbacks, num_epochs, session_config=None, checkpoint_dir=None,
                  initialize=None, is_chief=True):
         self.g, self.feed, self.num_epochs = g, feed, num_epochs
         self.session_config, self.checkpoint_dir, self.is_chief = session_config, checkpoint_dir, is_chief
         self._initialize = initialize or (lambda sess: sess.run(g.init_op))
+        self.initial_weights = getattr(initialize, "description", "the initial weights")
         self.callbacks = [c for c in callbacks if is_chief or not c.chief_only]
         self.steps_per_epoch = feed.steps_per_epoch
         self.max_steps = num_epochs * self.steps_per_epoch

@@ -17,6 +17,7 @@ from cnn_tf import checkpoints, cli, config
 from cnn_tf.callbacks import default_callbacks
 from cnn_tf.data import load_dataset_for
 from cnn_tf.data.pipeline import TrainFeed
+from cnn_tf.fine_tuning import WarmStart
 from cnn_tf.graph import build_graph_for
 from cnn_tf.loop import Trainer
 from cnn_tf.traindir import TrainDir
@@ -26,14 +27,17 @@ def train(cfg):
     """Trains run configuration `cfg` (paths resolved); returns the test split's metrics (or None).
     A stop by signal exits the process with 128 + the signal, after saying how to continue."""
     run_dir = TrainDir(cfg.train_dir)
-    if checkpoints.latest(run_dir.checkpoints) and os.path.isfile(run_dir.flags_cfg):
+    resuming = bool(checkpoints.latest(run_dir.checkpoints))
+    if resuming and os.path.isfile(run_dir.flags_cfg):
         config.check_resume(cfg, config.load_config(run_dir.flags_cfg))
     data = load_dataset_for(cfg)
-    run_dir.make()
     g = build_graph_for(cfg, data)
+    # Checked in full before the train dir is touched; a train dir with checkpoints resumes instead.
+    warm_start = WarmStart(cfg, g) if cfg.warm_start_from and not resuming else None
+    run_dir.make()
     feed = TrainFeed(g.pipeline, *data.split("train"), cfg.batch_size, cfg.seed, cfg.augment)
-    trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data), cfg.num_epochs,
-                      config.session_config(cfg), run_dir.checkpoints)
+    trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start), cfg.num_epochs,
+                      config.session_config(cfg), run_dir.checkpoints, initialize=warm_start)
     trainer.train()
     if trainer.state == "stopped":
         stopped(trainer, run_dir)

@@ -19,10 +19,11 @@ from cnn_tf.callbacks.summaries import EventWriters, TrainSummaries
 from cnn_tf.callbacks.validation import FinalEvaluation, Validation
 
 
-def default_callbacks(cfg, run_dir, data):
-    """The callbacks of a training run of configuration `cfg` in TrainDir `run_dir` on `data`."""
+def default_callbacks(cfg, run_dir, data, warm_start=None):
+    """The callbacks of a training run of configuration `cfg` in TrainDir `run_dir` on `data`
+    (`warm_start`: the run's cnn_tf.fine_tuning.WarmStart, if it has one)."""
     return [
-        StartupSummary(cfg, data),
+        StartupSummary(cfg, data, warm_start),
         TrainSummaries(cfg.summary_every_n_steps),
         NanGuard(cfg.on_nan, cfg.nan_lr_factor, cfg.max_nan_rollbacks),
         Validation(*data.split("validation"), cfg.eval_batch_size),

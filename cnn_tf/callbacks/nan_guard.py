@@ -42,6 +42,6 @@ class NanGuard(Callback):
         # The count and the factor compound across rollbacks, whatever the checkpoint held.
         scale *= self.lr_factor
         t.sess.run(g.set_rollback_state, {g.new_learning_rate_scale: scale, g.new_nan_rollbacks: rollbacks + 1})
-        print(f"{what} at global step {step}: rolled back to step {restored} ({path or 'the initial weights'}), "
+        print(f"{what} at global step {step}: rolled back to step {restored} ({path or t.initial_weights}), "
               f"learning rate x{scale:g} (rollback {rollbacks + 1} of at most {self.max_rollbacks})", flush=True)
         t.rewind(restored)

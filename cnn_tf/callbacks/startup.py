@@ -10,18 +10,23 @@ def _count(n):
     return f"{n:,}"
 
 
+def _parameters(variables):
+    return sum(int(np.prod(v.shape.as_list())) for v in variables)
+
+
 class StartupSummary(Callback):
     """One aligned line each: dataset and where it was read from, split sizes, classes, image shape,
     model and parameter count, devices, precision, train dir, and whether the run starts, resumes
     (from which checkpoint and step) or has nothing left to do."""
 
-    def __init__(self, cfg, data, file=None):
-        self.cfg, self.data, self.file = cfg, data, file
+    def __init__(self, cfg, data, warm_start=None, file=None):
+        self.cfg, self.data, self.warm_start, self.file = cfg, data, warm_start, file
 
     def setup(self, trainer):
         super().setup(trainer)
         with trainer.g.graph.as_default():
-            self.parameters = sum(int(np.prod(v.shape.as_list())) for v in tf.compat.v1.trainable_variables())
+            self.parameters = _parameters(tf.compat.v1.trainable_variables())
+        self.trained = _parameters(trainer.g.variables_to_train)
 
     def before_train(self):
         t, cfg, data = self.trainer, self.cfg, self.data
@@ -37,13 +42,21 @@ class StartupSummary(Callback):
                      f"{t.global_step // t.steps_per_epoch + 1}, step {t.global_step % t.steps_per_epoch} of "
                      f"{t.steps_per_epoch})")
         else:
-            state = f"starting: {t.num_epochs} epochs of {t.steps_per_epoch} steps of {cfg.batch_size} images"
+            state = f"starting: {t.num_epochs} epoch{'s' if t.num_epochs > 1 else ''} of {t.steps_per_epoch} steps of {cfg.batch_size} images"
+        # Which weights: said every time a run could warm-start, as slim's users had to guess.
+        if self.warm_start and not t.resumed_from:
+            state += f"; warm start: {self.warm_start.summary()}"
+        elif cfg.warm_start_from and t.resumed_from:
+            state += f"; not warm-starting from {cfg.warm_start_from}: the train dir has its own checkpoint"
+        model = f"{cfg.model}, {_count(self.parameters)} parameters"
+        if self.trained != self.parameters:
+            model += f", {_count(self.trained)} trained ({','.join(cfg.trainable_scopes)})"
         cli.print_summary([
             ("dataset", f"{data.name} from {data.source}" if data.source else data.name),
             ("splits", " · ".join(f"{name} {_count(len(data.split(name)[0]))}" for name in data.splits)),
             ("classes", classes),
             ("images", "×".join(str(d) for d in data.image_shape)),
-            ("model", f"{cfg.model}, {_count(self.parameters)} parameters"),
+            ("model", model),
             ("devices", ", ".join(devices) + towers),
             ("precision", t.g.precision),
             ("train dir", cfg.train_dir),

@@ -27,7 +27,7 @@ def load_dataset_for(cfg):
     if cfg.dataset == "image_folder":
         return image_folder.load(
             data_dir=cfg.data_dir, labels_csv=cfg.labels_csv, class_names=cfg.class_names,
-            image_size=cfg.image_size or nets_map[cfg.model].default_image_size,
+            image_size=cfg.image_size or nets_map[cfg.model].default_image_size, channels=cfg.channels,
             validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction,
             skip_bad_images=cfg.skip_bad_images, seed=cfg.seed)
     return load_dataset(cfg.dataset, data_dir=cfg.data_dir, validation_size=cfg.validation_size,

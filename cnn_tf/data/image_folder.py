@@ -5,7 +5,8 @@
 
 Images are matched to CSV rows by id (the file name without its extension), never by listing
 order: a glob's order is not the CSV's. Every image is decoded with tf.io (PNG, JPEG, BMP, GIF),
-made RGB and resized to a square `image_size`. The splits are drawn per class from the seed, so
+made RGB, or grayscale with `channels=1` (by default when every image is grey), and resized to a
+square `image_size`. The splits are drawn per class from the seed, so
 the same flags always give the same train / validation / test images.
 """
 import collections
@@ -84,8 +85,8 @@ def _csv_records(data_dir, labels_csv):
     return records, sorted({r.label for r in records}), missing
 
 
-def _decode_all(paths, image_size):
-    """uint8 [N, size, size, 3] of the images that decode, and {index: error} of those that do not.
+def _decode_all(paths, image_size, channels):
+    """uint8 [N, size, size, channels] of the images that decode, and {index: error} of those that do not.
 
     One tf.data pass decodes in parallel; a file that fails is dropped by ignore_errors and named
     afterwards by decoding it alone, for its message.
@@ -93,7 +94,7 @@ def _decode_all(paths, image_size):
     graph = tf.Graph()
     with graph.as_default():
         def load(index, path):
-            return index, decode(tf.io.read_file(path), image_size, image_size, 3)
+            return index, decode(tf.io.read_file(path), image_size, image_size, channels)
 
         dataset = (tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
                    .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -119,7 +120,7 @@ def _decode_all(paths, image_size):
                 errors[i] = "could not be read"
             except tf.errors.OpError as e:
                 errors[i] = e.message.splitlines()[0]
-    images = np.concatenate(images) if images else np.zeros([0, image_size, image_size, 3], np.uint8)
+    images = np.concatenate(images) if images else np.zeros([0, image_size, image_size, channels], np.uint8)
     return decoded, images, errors
 
 
@@ -137,8 +138,15 @@ def _split(labels, num_classes, validation_fraction, test_fraction, seed):
     return {name: np.sort(np.concatenate(p)).astype(np.int64) for name, p in parts.items()}
 
 
-def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, validation_fraction=0.1,
+def _all_grey(images):
+    """Whether every image has R = G = B (checked in slices: no copy of the whole array)."""
+    return all(np.array_equal(chunk[..., 0], chunk[..., 1]) and np.array_equal(chunk[..., 0], chunk[..., 2])
+               for chunk in (images[i:i + 1024] for i in range(0, len(images), 1024)))
+
+
+def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channels=None, validation_fraction=0.1,
          test_fraction=0.1, skip_bad_images=False, seed=0):
+    """`channels`: 1 or 3; None: 1 when every image is grey (R = G = B, grayscale files included), else 3."""
     if not data_dir:
         raise UserError("--dataset=image_folder needs --data_dir, the folder of your images")
     if not os.path.isdir(data_dir):
@@ -161,7 +169,10 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, valida
                         "a classifier needs at least two")
 
     print(f"decoding {len(records):,} images of {data_dir} to {image_size}x{image_size} ...", flush=True)
-    decoded, images, errors = _decode_all([r.path for r in records], image_size)
+    decoded, images, errors = _decode_all([r.path for r in records], image_size, channels or 3)
+    if channels is None and len(images) and _all_grey(images):
+        # The same pixels decode(channels=1) gives: the luminance of R = G = B is that value.
+        images = np.ascontiguousarray(images[..., :1])
     bad += [f"{records[i].path}: not a readable PNG/JPEG/BMP/GIF image ({msg})" for i, msg in errors.items()]
     if bad:
         if not skip_bad_images:
