@@ -21,9 +21,9 @@ from cnn_tf.nets import nets_map
 from cnn_tf.nets.layers import INITIALIZERS
 from cnn_tf.traindir import write_atomic
 
-DATA, MODEL, FINE_TUNING, OPTIMIZATION, OUTPUT, RUNTIME, CHECKPOINT, EVALUATION, EXPORT, PREDICTION = (
-    "data", "model", "fine-tuning", "optimization", "output", "runtime", "checkpoint", "evaluation", "export",
-    "prediction")
+DATA, MODEL, FINE_TUNING, OPTIMIZATION, OUTPUT, RUNTIME, CLUSTER, CHECKPOINT, EVALUATION, EXPORT, PREDICTION = (
+    "data", "model", "fine-tuning", "optimization", "output", "runtime", "cluster", "checkpoint", "evaluation",
+    "export", "prediction")
 OPTIMIZERS = ("adam", "momentum", "sgd", "rmsprop")
 
 
@@ -188,6 +188,19 @@ class RunConfig(_Options):
                                   overridable=True)
     deterministic: bool = option(False, "Deterministic kernels (TensorFlow's op determinism): the same seed "
                                  "gives the same weights, even across kills and resumes.", RUNTIME, overridable=True)
+    # Cluster: who this process is in a multi-machine run; never saved, never has to match on a resume.
+    job_name: typing.Optional[str] = option(None, "This process's job in a cluster (default: TF_CONFIG's, else "
+                                            "a single process).", CLUSTER, choices=("ps", "worker"), saved=False)
+    task_index: typing.Optional[int] = option(None, "This process's index in its job (worker 0 is the chief).",
+                                              CLUSTER, check=non_negative, saved=False)
+    ps_hosts: typing.Optional[tuple] = option(None, "The parameter servers, host:port,...", CLUSTER, saved=False)
+    worker_hosts: typing.Optional[tuple] = option(None, "The workers, host:port,... (the first is the chief).",
+                                                  CLUSTER, saved=False)
+    sync_replicas: bool = option(False, "Aggregate one step of every worker per update (SyncReplicasOptimizer); "
+                                 "else workers update asynchronously.", CLUSTER, saved=False)
+    worker_timeout: float = option(60.0, "Seconds a worker waits for the cluster (a step's sync token, the chief, "
+                                   "a lost ps) before acting: with --sync_replicas the chief then stops the run "
+                                   "naming the worker that sent no gradients.", CLUSTER, check=positive, saved=False)
 
     def __post_init__(self):
         super().__post_init__()
@@ -247,6 +260,14 @@ class PredictOptions(CheckpointOptions):
     batch_size: int = option(64, "Images classified at once.", PREDICTION, check=positive, saved=False)
     skip_bad_images: bool = option(False, "Leave out unreadable files with a warning and their count, instead of "
                                    "stopping at the first.", PREDICTION, saved=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class LauncherOptions(_Options):
+    num_ps: int = option(1, "Parameter servers to start.", CLUSTER, check=positive, saved=False)
+    num_workers: int = option(2, "Workers to start (worker 0 is the chief).", CLUSTER, check=positive, saved=False)
+    grace: float = option(120.0, "Seconds the others may take to finish after the chief has exited, or to stop "
+                          "after one failed, before they are killed.", CLUSTER, check=positive, saved=False)
 
 
 @dataclasses.dataclass(frozen=True)

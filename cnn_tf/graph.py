@@ -99,14 +99,14 @@ def effective_precision(cfg):
     return "float32"
 
 
-def build_graph_for(cfg, data):
+def build_graph_for(cfg, data, cluster=None):
     """The graph for dataset `data` (a `cnn_tf.data.Dataset`) under run configuration `cfg`."""
     return build_graph(cfg, data.image_shape, data.num_classes, len(data.split("train")[0]),
                        pixel_mean=data.pixel_mean if cfg.normalization == "mean" else None,
-                       precision=effective_precision(cfg))
+                       precision=effective_precision(cfg), cluster=cluster)
 
 
-def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=None, precision=None):
+def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=None, precision=None, cluster=None):
     """Returns a namespace of the graph and its named tensors and ops; see the module docstring.
 
     `cfg`: a `cnn_tf.config.RunConfig`. `pixel_mean`: per-channel mean subtracted from `image:0`'s
@@ -114,13 +114,17 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
     mixed_float16: the layers compute in the low precision from float32 master weights (each layer
     casts its weights to its input's dtype); logits, loss and softmax stay float32; float16 gets
     dynamic loss scaling. The graph is not finalized: the training loop's callbacks may add ops first.
+    `cluster` (a cnn_tf.distributed.Cluster): this worker's graph, its variables on the ps tasks.
     """
     precision = precision or cfg.precision
     devices = check_devices(cfg)
     graph = tf.Graph()
-    g = types.SimpleNamespace(graph=graph, num_towers=cfg.num_towers, precision=precision)
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(cfg.seed)
+    g = types.SimpleNamespace(graph=graph, num_towers=cfg.num_towers, precision=precision, sync_optimizer=None)
+    placement = cluster.device_setter() if cluster else None
+    with graph.as_default(), tf.compat.v1.device(placement):
+        # Each worker its own dropout masks (the seed is in their stateless seeds); only the chief's
+        # initializers ever run.
+        tf.compat.v1.set_random_seed(cfg.seed if not cluster else cfg.seed + 7919 * cluster.task_index)
         g.global_step = tf.compat.v1.train.get_or_create_global_step()
         g.pipeline = InputPipeline(image_shape)
         # image:0 takes [0, 1] pixels; the normalization the run trained with happens after it.
@@ -155,10 +159,10 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
                 g.inference = _inference_tower(g, model)
                 _choose_variables(g, cfg, before_model)
                 _add_nan_rollback(g)
-                optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
-                with tf.control_dependencies(_update_ops(g, "training/")):
-                    g.train_op = optimizer.minimize(g.train.loss, g.global_step, var_list=g.variables_to_train,
-                                                    name="train_op")
+                optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision, cluster)
+                pairs = _after_updates(optimizer.compute_gradients(g.train.loss, var_list=g.variables_to_train), g)
+                g.gradients = [grad for grad, _ in pairs if grad is not None]
+                g.train_op = optimizer.apply_gradients(pairs, g.global_step, name="train_op")
         else:
             towers = _training_towers(g, model, devices)
             with tf.compat.v1.device(devices[0]):
@@ -166,7 +170,7 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
             _choose_variables(g, cfg, before_model)
             with tf.compat.v1.device("/cpu:0"):
                 _add_nan_rollback(g)
-                optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision)
+                optimizer, g.loss_scale_variables = _optimizer(g, cfg, num_train_examples, precision, cluster)
             g.train_op = _train_op_over_towers(g, towers, optimizer, devices)
 
         _add_eval_totals(g, g.inference.correct, num_classes)
@@ -205,6 +209,17 @@ def _choose_variables(g, cfg, before_model):
     g.variables_to_train = variables_to_train(cfg, g.model_variables)
 
 
+def _after_updates(pairs, g):
+    """(gradient, variable) pairs whose gradients come after the batch-norm updates, so the train op
+    runs them; not a control dependency around apply_gradients, which would also hold the ops a
+    SyncReplicasOptimizer creates there for the chief's start (they must not need an input batch)."""
+    updates = _update_ops(g, "training/")
+    if not updates:
+        return pairs
+    with tf.control_dependencies(updates):
+        return [(tf.identity(grad) if grad is not None else None, var) for grad, var in pairs]
+
+
 def _update_ops(g, scope):
     """The batch-norm updates of the first training tower (name scope `scope`), of the moving averages
     under --trainable_scopes: a frozen layer's statistics stay as they started, with its weights."""
@@ -215,15 +230,21 @@ def _update_ops(g, scope):
     return [u for u in tf.compat.v1.get_collection(UPDATE_OPS, scope=scope) if trained(u)]
 
 
-def _optimizer(g, cfg, num_train_examples, precision):
+def _optimizer(g, cfg, num_train_examples, precision, cluster=None):
     """The optimizer at the scheduled (and rollback-scaled) learning rate; float16 adds a dynamic
-    loss scale, whose variables are returned too."""
-    g.learning_rate = tf.multiply(learning_rate_schedule(cfg, g.global_step, num_train_examples),
+    loss scale, whose variables are returned too. In a cluster with --sync_replicas, one update
+    aggregates a step of every worker, so the schedule counts the cluster's global batches."""
+    sync = cluster is not None and cluster.sync
+    replicas = cluster.num_workers if sync else 1
+    g.learning_rate = tf.multiply(learning_rate_schedule(cfg, g.global_step, num_train_examples, replicas),
                                   g.learning_rate_scale, name="scaled_learning_rate")
     optimizer = make_optimizer(cfg, g.learning_rate)
     before = {v.op.name for v in tf.compat.v1.global_variables()}
     if precision == "mixed_float16":  # float16 gradients underflow without a loss scale
         optimizer = tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")
+    if sync:
+        optimizer = g.sync_optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
+            optimizer, replicas_to_aggregate=replicas, total_num_replicas=replicas)
     # The dynamic loss scale's state: a checkpoint written in float32 (on a CPU, say, where
     # float16 falls back) lacks it, and a fresh scale is right for a run moving to a GPU.
     return optimizer, [v for v in tf.compat.v1.global_variables() if v.op.name not in before]
@@ -284,10 +305,11 @@ def _train_op_over_towers(g, towers, optimizer, devices):
             for pairs in zip(*tower_grads):
                 grads = [grad for grad, _ in pairs if grad is not None]
                 summed.append((tf.add_n(grads) if grads else None, pairs[0][1]))
+        summed = _after_updates(summed, g)
+        g.gradients = [grad for grad, _ in summed if grad is not None]
         # Outside any name scope: Adam names its beta powers after the scope, and a checkpoint must
         # not depend on the tower count.
-        with tf.control_dependencies(_update_ops(g, "training/")):
-            return optimizer.apply_gradients(summed, g.global_step, name="train_op")
+        return optimizer.apply_gradients(summed, g.global_step, name="train_op")
 
 
 def _regularization():

@@ -56,20 +56,46 @@ class Callback:
         pass
 
 
+class LocalSession:
+    """A session in this process: the latest checkpoint restored, or fresh weights."""
+
+    recoverable = ()  # nothing to recover from: an error is the run's error
+    run_options = None
+
+    def __init__(self, config=None):
+        self.config = config
+
+    def create(self, trainer):
+        trainer.sess = tf.compat.v1.Session(graph=trainer.g.graph, config=self.config)
+        try:
+            return trainer.restore()
+        except BaseException:
+            trainer.sess.close()
+            raise
+
+    def close(self, trainer):
+        trainer.sess.close()
+
+
 class Trainer:
     """Runs `g.train_op` over `feed` (steps_per_epoch, start(sess, epoch, first_step)) for `num_epochs`
     epochs, counted across resumes; `initialize(sess)` gives fresh weights (default: g.init_op), and its
     `description` attribute, if any, says which (for messages)."""
 
     def __init__(self, g, feed, callbacks, num_epochs, session_config=None, checkpoint_dir=None,
-                 initialize=None, is_chief=True):
+                 initialize=None, is_chief=True, session=None):
         self.g, self.feed, self.num_epochs = g, feed, num_epochs
         self.session_config, self.checkpoint_dir, self.is_chief = session_config, checkpoint_dir, is_chief
+        self._session = session or LocalSession(session_config)
         self._initialize = initialize or (lambda sess: sess.run(g.init_op))
         self.initial_weights = getattr(initialize, "description", "the initial weights")
         self.callbacks = [c for c in callbacks if is_chief or not c.chief_only]
-        self.steps_per_epoch = feed.steps_per_epoch
-        self.max_steps = num_epochs * self.steps_per_epoch
+        self.steps_per_epoch = feed.steps_per_epoch  # this process's steps of an epoch
+        # What an epoch adds to the global step: the same in one process; in a cluster, see TrainFeed.
+        self.global_steps_per_epoch = getattr(feed, "global_steps_per_epoch", feed.steps_per_epoch)
+        self.max_steps = num_epochs * self.global_steps_per_epoch
+        # In a cluster others move the global step too: each step fetches its value after the update.
+        self._step_after_train = getattr(getattr(g, "cluster", None), "step_after_train", None)
         self.sess, self.global_step, self.epoch, self.step_in_epoch = None, 0, 0, 0
         self.resumed_from, self.state, self.stop_reason, self.exit_code = None, None, None, 0
         self.epoch_logs, self.results = {}, {}
@@ -113,12 +139,7 @@ class Trainer:
         for callback in self.callbacks:
             callback.setup(self)
         self.g.graph.finalize()  # an op created by the loop would be a bug (and a slow leak)
-        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=self.session_config)
-        try:
-            self.global_step, self.resumed_from = self.restore()
-        except BaseException:
-            self.sess.close()
-            raise
+        self.global_step, self.resumed_from = self._session.create(self)
         self.state = "failed"  # until the loop says otherwise
         self._started, self._begun = False, []
 
@@ -130,20 +151,30 @@ class Trainer:
     def _run(self, max_steps):
         if not self._started:
             self._started = True
+            self._locate()
             for callback in self.callbacks:
                 callback.before_train()
                 self._begun.append(callback)
         while self.global_step < max_steps and self.stop_reason is None:
-            self.epoch, self.step_in_epoch = divmod(self.global_step, self.steps_per_epoch)
             self.feed.start(self.sess, self.epoch, self.step_in_epoch)
             self._rewound, self.epoch_logs = False, {}
             self._fire("before_epoch")
-            last = min(self.steps_per_epoch, self.step_in_epoch + max_steps - self.global_step)
-            while self.step_in_epoch < last and not self._rewound and self.stop_reason is None:
+            while (self.step_in_epoch < self.steps_per_epoch and self.global_step < max_steps and not self._rewound
+                   and self.stop_reason is None):
                 self._step()
             if not self._rewound and self.step_in_epoch == self.steps_per_epoch:
                 self._fire("after_epoch")
+                if not self._rewound:
+                    self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            if self._rewound:
+                self._locate()
         self.state = "stopped" if self.stop_reason is not None else "finished"
+
+    def _locate(self):
+        """The epoch and step in it that the global step stands for (exact in one process)."""
+        epoch, done = divmod(self.global_step, self.global_steps_per_epoch)
+        self.epoch = epoch
+        self.step_in_epoch = min(self.steps_per_epoch, done * self.steps_per_epoch // self.global_steps_per_epoch)
 
     def close(self):
         """after_train on every callback whose before_train ran (each one, even if another raised:
@@ -155,18 +186,24 @@ class Trainer:
                     callback.after_train(self.state)
                 except BaseException as e:  # noqa: BLE001 - re-raised below, after the others ran
                     error = error or e
-        self.sess.close()
+        self._session.close(self)
         if error is not None:
             raise error
 
     def _step(self):
-        fetches = {"train_op": self.g.train_op}
+        fetches = {"train_op": self.g.train_op if self._step_after_train is None else self._step_after_train}
         for i, callback in enumerate(self.callbacks):
             extra = callback.before_step()
             if extra:
                 fetches[i] = extra
-        values = self.sess.run(fetches)
-        self.global_step += 1
+        try:
+            values = self.sess.run(fetches, options=self._session.run_options)
+        except self._session.recoverable as e:  # a lost ps or worker (cluster only)
+            step = self._session.recover(self, e)
+            if step is not None:
+                self.rewind(step)
+            return
+        self.global_step = self.global_step + 1 if self._step_after_train is None else int(values["train_op"])
         self.step_in_epoch += 1
         for i, callback in enumerate(self.callbacks):
             callback.after_step(values.get(i))

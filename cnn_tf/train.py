@@ -13,7 +13,7 @@ import sys
 
 from absl import flags
 
-from cnn_tf import checkpoints, cli, config
+from cnn_tf import checkpoints, cli, config, distributed
 from cnn_tf.callbacks import default_callbacks
 from cnn_tf.data import load_dataset_for
 from cnn_tf.data.pipeline import TrainFeed
@@ -25,20 +25,40 @@ from cnn_tf.traindir import TrainDir
 
 def train(cfg):
     """Trains run configuration `cfg` (paths resolved); returns the test split's metrics (or None).
-    A stop by signal exits the process with 128 + the signal, after saying how to continue."""
+    A stop by signal exits the process with 128 + the signal, after saying how to continue. In a
+    cluster (cnn_tf.distributed), a ps serves until the workers are done; only the chief (worker 0)
+    writes into the train dir."""
+    cluster = distributed.cluster_from(cfg)
+    if cluster and cluster.job_name == "ps":
+        distributed.run_ps(cluster, config.session_config(cfg))
+        return None
+    chief = cluster is None or cluster.is_chief
     run_dir = TrainDir(cfg.train_dir)
     resuming = bool(checkpoints.latest(run_dir.checkpoints))
     if resuming and os.path.isfile(run_dir.flags_cfg):
         config.check_resume(cfg, config.load_config(run_dir.flags_cfg))
     data = load_dataset_for(cfg)
-    g = build_graph_for(cfg, data)
+    g = build_graph_for(cfg, data, cluster)
     # Checked in full before the train dir is touched; a train dir with checkpoints resumes instead.
-    warm_start = WarmStart(cfg, g) if cfg.warm_start_from and not resuming else None
-    run_dir.make()
-    feed = TrainFeed(g.pipeline, *data.split("train"), cfg.batch_size, cfg.seed, cfg.augment)
-    trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start), cfg.num_epochs,
-                      config.session_config(cfg), run_dir.checkpoints, initialize=warm_start)
+    warm_start = WarmStart(cfg, g) if cfg.warm_start_from and not resuming and chief else None
+    if chief:
+        run_dir.make()
+    feed = TrainFeed(g.pipeline, *data.split("train"), cfg.batch_size, cfg.seed, cfg.augment,
+                     **(dict(worker=cluster.task_index, num_workers=cluster.num_workers, sync=cluster.sync)
+                        if cluster else {}))
+    session = None
+    if cluster:
+        server = distributed.start_server(cluster, config.session_config(cfg))
+        distributed.add_cluster_ops(g, cluster)
+        session = distributed.ClusterSession(cluster, server, config.session_config(cfg))
+    trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start, cluster), cfg.num_epochs,
+                      config.session_config(cfg), run_dir.checkpoints, initialize=warm_start, is_chief=chief,
+                      session=session)
     trainer.train()
+    if not chief:
+        print(f"{cluster.name()}: {trainer.state if trainer.stop_reason is None else 'stopped by ' + trainer.stop_reason}"
+              f" at global step {trainer.global_step}", flush=True)
+        sys.exit(trainer.exit_code)
     if trainer.state == "stopped":
         stopped(trainer, run_dir)
     metrics = trainer.results.get("test")

@@ -9,6 +9,7 @@ epoch's numbers are all in, and the signal handlers last, so they guard every ot
 end of the run.
 """
 from cnn_tf.callbacks.checkpoint import Checkpoint
+from cnn_tf.callbacks.heartbeat import Heartbeat
 from cnn_tf.callbacks.hooks import HookCallback
 from cnn_tf.callbacks.nan_guard import NanGuard
 from cnn_tf.callbacks.progress import Progress
@@ -19,11 +20,12 @@ from cnn_tf.callbacks.summaries import EventWriters, TrainSummaries
 from cnn_tf.callbacks.validation import FinalEvaluation, Validation
 
 
-def default_callbacks(cfg, run_dir, data, warm_start=None):
+def default_callbacks(cfg, run_dir, data, warm_start=None, cluster=None):
     """The callbacks of a training run of configuration `cfg` in TrainDir `run_dir` on `data`
-    (`warm_start`: the run's cnn_tf.fine_tuning.WarmStart, if it has one)."""
+    (`warm_start`: the run's cnn_tf.fine_tuning.WarmStart, if it has one; `cluster`: this process's
+    cnn_tf.distributed.Cluster, if any)."""
     return [
-        StartupSummary(cfg, data, warm_start),
+        StartupSummary(cfg, data, warm_start, cluster),
         TrainSummaries(cfg.summary_every_n_steps),
         NanGuard(cfg.on_nan, cfg.nan_lr_factor, cfg.max_nan_rollbacks),
         Validation(*data.split("validation"), cfg.eval_batch_size),
@@ -32,9 +34,10 @@ def default_callbacks(cfg, run_dir, data, warm_start=None):
         FinalEvaluation(*data.split("test"), cfg.eval_batch_size),
         RunStatus(run_dir, cfg),
         Progress(enabled=cfg.progress),
+        *([Heartbeat()] if cluster and cluster.sync else []),
         StopOnSignal(),
     ]
 
 
-__all__ = ["Checkpoint", "EventWriters", "FinalEvaluation", "HookCallback", "NanGuard", "Progress", "RunStatus",
+__all__ = ["Checkpoint", "EventWriters", "Heartbeat", "FinalEvaluation", "HookCallback", "NanGuard", "Progress", "RunStatus",
            "StartupSummary", "StopOnSignal", "TrainSummaries", "Validation", "default_callbacks"]

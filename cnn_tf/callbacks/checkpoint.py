@@ -38,5 +38,6 @@ class Checkpoint(Callback):
 
     def after_train(self, state):
         latest = checkpoints.latest(self.trainer.checkpoint_dir)
-        if state == "stopped" and (latest is None or checkpoints.step_of(latest) != self.trainer.global_step):
+        # A stop mid-epoch; or, in an asynchronous cluster, an end the other workers reached mid-epoch.
+        if state in ("stopped", "finished") and (latest is None or checkpoints.step_of(latest) != self.trainer.global_step):
             self._save()

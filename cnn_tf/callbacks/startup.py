@@ -19,8 +19,8 @@ class StartupSummary(Callback):
     model and parameter count, devices, precision, train dir, and whether the run starts, resumes
     (from which checkpoint and step) or has nothing left to do."""
 
-    def __init__(self, cfg, data, warm_start=None, file=None):
-        self.cfg, self.data, self.warm_start, self.file = cfg, data, warm_start, file
+    def __init__(self, cfg, data, warm_start=None, cluster=None, file=None):
+        self.cfg, self.data, self.warm_start, self.cluster, self.file = cfg, data, warm_start, cluster, file
 
     def setup(self, trainer):
         super().setup(trainer)
@@ -37,6 +37,9 @@ class StartupSummary(Callback):
         if t.global_step >= t.max_steps:
             state = (f"already done: trained {t.num_epochs} epochs (global step {t.global_step}); raise --num_epochs "
                      "to train on")
+        elif self.cluster and not self.cluster.is_chief:
+            state = (f"joining at global step {t.global_step}: {t.steps_per_epoch} steps of {cfg.batch_size} images "
+                     f"an epoch, until global step {t.max_steps}")
         elif t.resumed_from:
             state = (f"resuming from {t.resumed_from} at global step {t.global_step} (epoch "
                      f"{t.global_step // t.steps_per_epoch + 1}, step {t.global_step % t.steps_per_epoch} of "
@@ -51,6 +54,11 @@ class StartupSummary(Callback):
         model = f"{cfg.model}, {_count(self.parameters)} parameters"
         if self.trained != self.parameters:
             model += f", {_count(self.trained)} trained ({','.join(cfg.trainable_scopes)})"
+        rows = []
+        if self.cluster:
+            c = self.cluster
+            rows.append(("cluster", f"{c.name()} of {c.num_workers} workers{' (the chief)' if c.is_chief else ''}, "
+                                    f"ps {','.join(c.ps_hosts)}; {'synchronous' if c.sync else 'asynchronous'} updates"))
         cli.print_summary([
             ("dataset", f"{data.name} from {data.source}" if data.source else data.name),
             ("splits", " · ".join(f"{name} {_count(len(data.split(name)[0]))}" for name in data.splits)),
@@ -60,5 +68,6 @@ class StartupSummary(Callback):
             ("devices", ", ".join(devices) + towers),
             ("precision", t.g.precision),
             ("train dir", cfg.train_dir),
+            *rows,
             ("run", state),
         ], self.file)

@@ -92,14 +92,32 @@ class InputPipeline:
 
 class TrainFeed:
     """The training loop's data source: the training split, fed to `pipeline` epoch by epoch in the
-    shuffled order of (seed, epoch), from any step of the epoch (a resume continues mid-epoch)."""
+    shuffled order of (seed, epoch), from any step of the epoch (a resume continues mid-epoch).
 
-    def __init__(self, pipeline, images, labels, batch_size, seed=0, augment=False):
+    In a cluster of `num_workers`, the epoch's batches are dealt out in turn: worker w trains on
+    batches w, w + W, w + 2W, ... of that order, a disjoint share that is a pure function of (seed,
+    epoch, worker). `global_steps_per_epoch` is what one epoch of the cluster's data adds to the
+    global step: every worker's step in asynchronous training, one per round with `sync`."""
+
+    def __init__(self, pipeline, images, labels, batch_size, seed=0, augment=False, worker=0, num_workers=1,
+                 sync=True):
         self.pipeline, self.images, self.labels = pipeline, images, labels
         self.batch_size, self.seed, self.augment = batch_size, seed, augment
-        self.steps_per_epoch = steps_per_epoch(len(images), batch_size)
+        self.worker, self.num_workers = worker, num_workers
+        batches = steps_per_epoch(len(images), batch_size)
+        self.steps_per_epoch = len(range(worker, batches, num_workers))
+        self.global_steps_per_epoch = steps_per_epoch(len(images), batch_size, num_workers) if sync else batches
+
+    def _share(self, order):
+        if self.num_workers == 1:
+            return order
+        b = self.batch_size
+        return np.concatenate([order[i * b:(i + 1) * b] for i in range(self.worker, -(-len(order) // b),
+                                                                        self.num_workers)])
 
     def start(self, sess, epoch, first_step):
-        order = epoch_order(len(self.images), self.seed, epoch)[first_step * self.batch_size:]
+        order = self._share(epoch_order(len(self.images), self.seed, epoch))[first_step * self.batch_size:]
+        # The augmentation stream of each (epoch, worker) pair; (seed, epoch) in one process.
+        stream = epoch * self.num_workers + self.worker
         self.pipeline.start(sess, self.images[order], self.labels[order], self.batch_size,
-                            augment_seed=(self.seed, epoch, first_step) if self.augment else None)
+                            augment_seed=(self.seed, stream, first_step) if self.augment else None)

@@ -1,0 +1,336 @@
+"""Training on several processes through TensorFlow's own runtime: gRPC servers, parameter servers
+(ps) holding the variables, workers each building the whole graph (between-graph replication), as
+TF-Slim's train_image_classifier.py did, and past the walls its users hit.
+
+    Cluster             who is who: --job_name/--task_index/--ps_hosts/--worker_hosts or TF_CONFIG
+    run_ps              a ps: serves its variables until every worker says it is done, then exits 0
+    ClusterSession      a worker's session: the chief (worker 0) resets the cluster to its last
+                        checkpoint (or initializes it), the others wait for it; any lost ps or
+                        worker is recovered from, every wait is bounded by --worker_timeout
+    add_cluster_ops     the graph's part of it: sync tokens, heartbeats, the run's state, done queues
+
+Recovery works by resetting: whenever the chief (re)creates its session it resets the default
+resource container of the ps tasks (`tf.compat.v1.Session.reset`), which aborts every other
+worker's session, and restores the latest checkpoint; the other workers then create new sessions
+and carry on from the restored global step. The done queues live in their own container, so the
+count of finished workers survives a reset.
+"""
+import dataclasses
+import json
+import os
+import sys
+import time
+import types
+
+import tensorflow as tf
+
+from cnn_tf.errors import UserError
+
+DONE_CONTAINER = "cnntfcluster"  # survives the chief's reset of the default container
+RUNNING, FINISHED, STOPPED = 0, 1, 2
+# What a lost or restarted ps or worker looks like from a session: recovered by a new session.
+RECOVERABLE = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+               tf.errors.FailedPreconditionError, tf.errors.NotFoundError, tf.errors.InternalError,
+               tf.errors.UnknownError)
+
+
+def _hosts(value, name):
+    hosts = [h.strip() for h in value if h.strip()]
+    for host in hosts:
+        address, _, port = host.rpartition(":")
+        if not address or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UserError(f"{name}: {host!r} is not host:port (e.g. 127.0.0.1:2222)")
+    if len(set(hosts)) != len(hosts):
+        raise UserError(f"{name}: an address is listed twice ({','.join(hosts)})")
+    return tuple(hosts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    job_name: str
+    task_index: int
+    ps_hosts: tuple
+    worker_hosts: tuple
+    sync: bool = False
+    worker_timeout: float = 60.0
+
+    @property
+    def num_workers(self):
+        return len(self.worker_hosts)
+
+    @property
+    def is_chief(self):
+        return self.job_name == "worker" and self.task_index == 0
+
+    @property
+    def address(self):
+        return (self.ps_hosts if self.job_name == "ps" else self.worker_hosts)[self.task_index]
+
+    def name(self, job="worker", index=None):
+        index = self.task_index if index is None else index
+        return f"{job} {index} ({(self.ps_hosts if job == 'ps' else self.worker_hosts)[index]})"
+
+    def spec(self):
+        return tf.train.ClusterSpec({"ps": list(self.ps_hosts), "worker": list(self.worker_hosts)})
+
+    def device_setter(self):
+        """Variables round-robin over the ps tasks, everything else on this worker."""
+        return tf.compat.v1.train.replica_device_setter(
+            ps_tasks=len(self.ps_hosts), worker_device=f"/job:worker/task:{self.task_index}", cluster=self.spec())
+
+    def session_config(self, config):
+        """`config` (a ConfigProto) seeing only the ps tasks and this worker: workers never wait for
+        each other's devices, at start or at shutdown."""
+        config = tf.compat.v1.ConfigProto.FromString(config.SerializeToString())
+        config.device_filters[:] = ["/job:ps", f"/job:{self.job_name}/task:{self.task_index}"]
+        return config
+
+
+def _from_tf_config(environ):
+    """(job_name, task_index, ps_hosts, worker_hosts) from TF_CONFIG; a "chief" job is worker 0."""
+    text = environ.get("TF_CONFIG")
+    if not text:
+        return None, None, None, None
+    try:
+        tf_config = json.loads(text)
+        cluster, task = tf_config.get("cluster", {}), tf_config.get("task", {})
+        kind, index = task.get("type"), int(task.get("index", 0))
+        chief, workers = list(cluster.get("chief", [])), list(cluster.get("worker", []))
+    except (ValueError, AttributeError, TypeError) as e:
+        raise UserError(f"TF_CONFIG is not a JSON object like {{\"cluster\": {{\"ps\": [...], \"worker\": [...]}}, "
+                        f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}} ({e})") from e
+    if kind not in (None, "ps", "worker", "chief"):
+        raise UserError(f"TF_CONFIG: task type {kind!r} is not one cnn_tf runs (ps, worker, chief)")
+    if kind == "chief":
+        kind, index = "worker", 0
+    elif kind == "worker" and chief:
+        index += len(chief)
+    return kind, index, cluster.get("ps"), chief + workers or None
+
+
+def cluster_from(cfg, environ=os.environ):
+    """The Cluster of this process (flags win over TF_CONFIG), or None for a single process."""
+    job, index, ps, workers = _from_tf_config(environ)
+    job = cfg.job_name or job
+    index = cfg.task_index if cfg.task_index is not None else index
+    ps = cfg.ps_hosts if cfg.ps_hosts else ps
+    workers = cfg.worker_hosts if cfg.worker_hosts else workers
+    if not (job or ps or workers):
+        if cfg.sync_replicas:
+            raise UserError("--sync_replicas needs a cluster: --job_name, --task_index, --ps_hosts and "
+                            "--worker_hosts (or TF_CONFIG); `python -m cnn_tf.cluster` starts one on this machine")
+        return None
+    if not job:
+        raise UserError("a cluster needs --job_name=ps|worker (or TF_CONFIG's task type)")
+    if not ps or not workers:
+        raise UserError("a cluster needs --ps_hosts and --worker_hosts (host:port,...), or TF_CONFIG's cluster")
+    ps, workers = _hosts(ps, "--ps_hosts"), _hosts(workers, "--worker_hosts")
+    if set(ps) & set(workers):
+        raise UserError(f"--ps_hosts and --worker_hosts share {', '.join(sorted(set(ps) & set(workers)))}")
+    index = index or 0
+    count = len(ps) if job == "ps" else len(workers)
+    if not 0 <= index < count:
+        raise UserError(f"--task_index={index}: the {job} job has {count} tasks (0..{count - 1})")
+    if cfg.on_nan == "rollback":
+        raise UserError("--on_nan=rollback restores weights in one process only; in a cluster use --on_nan=stop "
+                        "and restart from the last checkpoint")
+    return Cluster(job, index, ps, workers, bool(cfg.sync_replicas), cfg.worker_timeout)
+
+
+def start_server(cluster, config):
+    try:
+        return tf.compat.v1.train.Server(cluster.spec(), job_name=cluster.job_name, task_index=cluster.task_index,
+                                         config=config, start=True)
+    except (tf.errors.OpError, ValueError) as e:
+        raise UserError(f"cannot start the server of {cluster.name(cluster.job_name)}: "
+                        f"{str(getattr(e, 'message', e)).splitlines()[0]} (is the port in use?)") from e
+
+
+def _done_queue(ps_index):
+    with tf.compat.v1.device(f"/job:ps/task:{ps_index}"), tf.compat.v1.container(DONE_CONTAINER):
+        return tf.queue.FIFOQueue(-1, tf.int32, shapes=[], shared_name=f"done_{ps_index}", name=f"done_{ps_index}")
+
+
+def run_ps(cluster, config):
+    """Serves until every worker has enqueued its done token (a ps's server.join() never returns:
+    TensorFlow issue 4713), then exits 0. A worker restarted after a kill counts once."""
+    server = start_server(cluster, config)
+    print(f"{cluster.name('ps')}: serving {cluster.num_workers} workers", flush=True)
+    graph = tf.Graph()
+    with graph.as_default():
+        dequeue = _done_queue(cluster.task_index).dequeue()
+    done = set()
+    options = tf.compat.v1.RunOptions(timeout_in_ms=1000)  # signals are seen between waits
+    with tf.compat.v1.Session(server.target, graph=graph, config=cluster.session_config(config)) as sess:
+        while len(done) < cluster.num_workers:
+            try:
+                done.add(int(sess.run(dequeue, options=options)))
+            except tf.errors.DeadlineExceededError:
+                continue
+    print(f"{cluster.name('ps')}: all {cluster.num_workers} workers done", flush=True)
+
+
+def add_cluster_ops(g, cluster):
+    """The ops a cluster run needs on top of build_graph's (before the graph is finalized)."""
+    c = types.SimpleNamespace()
+    with g.graph.as_default(), tf.compat.v1.device(f"/job:ps/task:0"):
+        # Not global variables: never saved, never restored; the chief sets them at every start.
+        c.state = tf.compat.v1.Variable(RUNNING, name="cluster/state", collections=[], trainable=False)
+        c.heartbeat = tf.compat.v1.Variable(tf.fill([cluster.num_workers], tf.constant(-1, tf.int64)),
+                                            name="cluster/heartbeat", collections=[], trainable=False)
+        c.init = tf.group(c.state.initializer, c.heartbeat.initializer, name="cluster/init")
+        c.new_state = tf.compat.v1.placeholder(tf.int32, [], "cluster/new_state")
+        c.set_state = c.state.assign(c.new_state)
+        if not cluster.is_chief:  # what the others wait for
+            c.ready = tf.compat.v1.report_uninitialized_variables(
+                tf.compat.v1.global_variables() + [c.state, c.heartbeat], name="cluster/ready")
+    with g.graph.as_default(), tf.compat.v1.device(f"/job:worker/task:{cluster.task_index}"):
+        # The worker computed this step's gradients at this global step: a worker that is gone
+        # stops beating, one waiting for its sync token has beaten.
+        with tf.control_dependencies(g.gradients):
+            step = tf.identity(g.global_step.read_value())
+        c.beat = tf.compat.v1.scatter_update(c.heartbeat, [cluster.task_index], tf.reshape(step, [1]))
+        with tf.control_dependencies([g.train_op]):
+            c.step_after_train = tf.identity(g.global_step.read_value(), name="cluster/global_step_after_train")
+        c.done_index = tf.compat.v1.placeholder_with_default(cluster.task_index, [], "cluster/done_index")
+        c.done = [_done_queue(i).enqueue(c.done_index) for i in range(len(cluster.ps_hosts))]
+        if g.sync_optimizer is not None:
+            opt = g.sync_optimizer
+            opt.ready_for_local_init_op.mark_used()  # ours is c.ready: it waits for c.state too
+            c.local_init = opt.chief_init_op if cluster.is_chief else opt.local_step_init_op
+            c.init_tokens = opt.get_init_tokens_op(0) if cluster.is_chief else None  # lockstep: no step ahead
+            c.queue_runner = opt.get_chief_queue_runner() if cluster.is_chief else None
+        else:
+            c.local_init, c.init_tokens, c.queue_runner = tf.no_op(), None, None
+    g.cluster = c
+    return c
+
+
+class ClusterSession:
+    """The training loop's session in a cluster (cnn_tf.loop.Trainer's `session`)."""
+
+    def __init__(self, cluster, server, config):
+        self.cluster, self.server, self.config = cluster, server, cluster.session_config(config)
+        self.recoverable = RECOVERABLE + (tf.errors.DeadlineExceededError,)
+        self.run_options = tf.compat.v1.RunOptions(timeout_in_ms=int(cluster.worker_timeout * 1000))
+        self.coordinator = None
+        self.stalls, self.stalled_at = 0, None
+        self.lost = []  # workers the chief gave up on: it says they are done, for the ps to exit
+
+    def _short(self, options_ms=None):
+        return tf.compat.v1.RunOptions(timeout_in_ms=options_ms or int(self.cluster.worker_timeout * 1000))
+
+    def create(self, trainer):
+        """A session to the cluster, ready to train; returns (global step, the checkpoint restored)."""
+        deadline = time.monotonic() + 3 * self.cluster.worker_timeout
+        last_error = None
+        while time.monotonic() < deadline:
+            sess = None
+            try:
+                if self.cluster.is_chief:
+                    # Back to the last checkpoint: aborts every other worker's session (they recover).
+                    tf.compat.v1.Session.reset(self.server.target, config=self.config)
+                sess = tf.compat.v1.Session(self.server.target, graph=trainer.g.graph, config=self.config)
+                trainer.sess = sess
+                if self.cluster.is_chief:
+                    return self._chief_start(trainer)
+                return self._worker_start(trainer, deadline)
+            except RECOVERABLE + (tf.errors.DeadlineExceededError,) as e:
+                last_error = e
+                if os.environ.get("CNN_TF_DEBUG"):
+                    print(f"{self.cluster.name()}: {type(e).__name__}: {e.message}", file=sys.stderr)
+                if sess is not None:
+                    sess.close()
+                time.sleep(1.0)
+        who = "the ps tasks " + ",".join(self.cluster.ps_hosts) if self.cluster.is_chief else \
+            f"the chief, {self.cluster.name(index=0)}, to initialize the variables"
+        reason = (getattr(last_error, "message", "") or str(last_error)).splitlines()[0] if last_error else ""
+        raise UserError(f"{self.cluster.name()}: waited {3 * self.cluster.worker_timeout:g} s for {who} "
+                        f"({reason}); is every process of the cluster running?")
+
+    def _chief_start(self, trainer):
+        c, sess = trainer.g.cluster, trainer.sess
+        step, path = trainer.restore()  # the latest checkpoint, else fresh (or warm-started) weights
+        sess.run(c.init, options=self._short())
+        sess.run(c.local_init, options=self._short())
+        if c.init_tokens is not None:
+            sess.run(c.init_tokens, options=self._short())
+        if c.queue_runner is not None:
+            self.coordinator = tf.train.Coordinator()
+            c.queue_runner.create_threads(sess, coord=self.coordinator, daemon=True, start=True)
+        return step, path
+
+    def _worker_start(self, trainer, deadline):
+        g, c, sess = trainer.g, trainer.g.cluster, trainer.sess
+        while len(sess.run(c.ready, options=self._short())):  # until the chief has initialized
+            if time.monotonic() > deadline:
+                raise tf.errors.DeadlineExceededError(None, None, "the variables are not initialized")
+            time.sleep(0.5)
+        sess.run(g.local_init_op, options=self._short())
+        sess.run(c.local_init, options=self._short())
+        return int(sess.run(g.global_step, options=self._short())), None
+
+    def recover(self, trainer, error):
+        """After a failed step: stop (a lost worker, the chief's end) or a new session; returns the
+        global step to go on from, or None when the loop should stop."""
+        c = trainer.g.cluster
+        if isinstance(error, tf.errors.DeadlineExceededError):
+            state = self._read(trainer, c.state)
+            if state in (FINISHED, STOPPED) and not self.cluster.is_chief:
+                trainer.request_stop("the chief ending the run", 0 if state == FINISHED else 4)
+                return None
+            if self.cluster.sync and self.cluster.is_chief and state == RUNNING:
+                lost = self.lost = self._lost_workers(trainer)
+                if lost:
+                    names = ", ".join(self.cluster.name(index=i) for i in lost)
+                    trainer.request_stop(f"{names} sending no gradients for {self.cluster.worker_timeout:g} s "
+                                         "(--worker_timeout)", 4)
+                    return None
+            if state == RUNNING:
+                self.stalls = self.stalls + 1 if self.stalled_at == trainer.global_step else 1
+                self.stalled_at = trainer.global_step
+                if self.stalls < 3:
+                    return trainer.global_step  # a slow step: wait again
+        print(f"{self.cluster.name()}: lost the cluster at global step {trainer.global_step} "
+              f"({type(error).__name__}); reconnecting", file=sys.stderr, flush=True)
+        self._stop_queue_runner()
+        trainer.sess.close()
+        step, path = self.create(trainer)
+        if path:
+            trainer.resumed_from = path
+        return step
+
+    def _read(self, trainer, tensor):
+        try:
+            return int(trainer.sess.run(tensor, options=self._short(5000)))
+        except tf.errors.OpError:
+            return None
+
+    def _lost_workers(self, trainer):
+        try:
+            beats = trainer.sess.run(trainer.g.cluster.heartbeat, options=self._short(5000))
+        except tf.errors.OpError:
+            return []
+        mine = beats[self.cluster.task_index]
+        return [i for i, beat in enumerate(beats) if beat < mine]
+
+    def close(self, trainer):
+        """The run's end as every worker must tell it: the chief sets the cluster's state (the others
+        then stop waiting for tokens), every worker enqueues its done token on every ps."""
+        sess, c = trainer.sess, trainer.g.cluster
+        try:
+            if self.cluster.is_chief:
+                sess.run(c.set_state, {c.new_state: FINISHED if trainer.state == "finished" else STOPPED},
+                         options=self._short(5000))
+            for index in [self.cluster.task_index, *self.lost]:
+                for enqueue in c.done:
+                    sess.run(enqueue, {c.done_index: index}, options=self._short(5000))
+        except tf.errors.OpError:
+            pass  # a ps that is gone does not wait for tokens
+        self._stop_queue_runner()
+        sess.close()
+
+    def _stop_queue_runner(self):
+        if self.coordinator is not None:
+            self.coordinator.request_stop()
+            self.coordinator = None

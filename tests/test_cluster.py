@@ -1,0 +1,222 @@
+"""Several processes on TensorFlow's runtime (cnn_tf.distributed, cnn_tf.cluster): 1 ps + 2 workers on
+127.0.0.1 at ephemeral ports, asynchronous and synchronous, and the four faults (a worker, the chief,
+the ps killed and restarted; a worker gone for good). Every process is started here, waited for with a
+timeout and killed by its own PID."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cnn_tf import checkpoints
+from cnn_tf.cluster import free_ports
+from conftest import ROOT, cli_env, run_cli, small_run_flags
+from test_cli import printed_accuracy
+
+pytestmark = pytest.mark.slow
+TIMEOUT = 240  # seconds any one process of a test may take
+
+
+class Cluster:
+    """ps and worker processes of `python -m cnn_tf.train`, output to files in `tmp`."""
+
+    def __init__(self, tmp, flags, num_workers=2):
+        ports = free_ports(1 + num_workers)
+        self.ps_hosts, self.worker_hosts = [f"127.0.0.1:{ports[0]}"], [f"127.0.0.1:{p}" for p in ports[1:]]
+        self.tmp, self.flags, self.started = tmp, flags, []
+        self.logs = {}
+
+    def command(self, job, index):
+        return [sys.executable, "-m", "cnn_tf.train", *self.flags, f"--job_name={job}", f"--task_index={index}",
+                f"--ps_hosts={','.join(self.ps_hosts)}", f"--worker_hosts={','.join(self.worker_hosts)}"]
+
+    def start(self, job, index):
+        name = f"{job}{index}"
+        log = self.tmp / f"{name}.{sum(1 for p in self.started if p.name == name)}.log"
+        process = subprocess.Popen(self.command(job, index), stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                   cwd=ROOT, env=cli_env(), start_new_session=True)
+        process.name, process.log = name, log
+        self.started.append(process)
+        return process
+
+    def start_all(self):
+        return [self.start("ps", 0)] + [self.start("worker", i) for i in range(len(self.worker_hosts))]
+
+    def wait_for(self, process, pattern, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if re.search(pattern, process.log.read_text()):
+                return
+            assert process.poll() is None, f"{process.name} exited {process.returncode}:\n{process.log.read_text()}"
+            time.sleep(0.2)
+        raise AssertionError(f"{process.name}: no {pattern!r} within {timeout} s:\n{process.log.read_text()}")
+
+    def finish(self, process, timeout=TIMEOUT):
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{process.name} still running after {timeout} s:\n{process.log.read_text()}")
+        return code, process.log.read_text()
+
+    def kill(self, process):
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def cleanup(self):
+        for process in self.started:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+@pytest.fixture
+def cluster_of(tmp_path):
+    made = []
+
+    def make(flags):
+        made.append(Cluster(tmp_path, flags))
+        return made[-1]
+
+    yield make
+    for cluster in made:
+        cluster.cleanup()
+
+
+def last_step(train_dir):
+    return checkpoints.step_of(checkpoints.latest(os.path.join(train_dir, "checkpoints")))
+
+
+def assert_evaluates_as_printed(train_dir, out):
+    evaluated = run_cli("evaluate", f"--checkpoint_dir={train_dir}")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert printed_accuracy(evaluated.stdout) == printed_accuracy(out)
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
+def test_the_launcher_trains_on_one_ps_and_two_workers(data_dir, tmp_path, sync):
+    train_dir = str(tmp_path / "run")
+    flags = small_run_flags(data_dir, train_dir, "--worker_timeout=60", *(["--sync_replicas"] if sync else []))
+    watcher = subprocess.Popen([sys.executable, "-m", "cnn_tf.evaluate", f"--checkpoint_dir={train_dir}", "--watch",
+                                "--watch_timeout=200", "--watch_interval=0.5", "--split=validation"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=cli_env(),
+                               start_new_session=True)
+    try:
+        result = subprocess.run([sys.executable, "-m", "cnn_tf.cluster", "--num_ps=1", "--num_workers=2", "--", *flags],
+                                capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=TIMEOUT)
+        out, err = watcher.communicate(timeout=TIMEOUT)
+    finally:
+        if watcher.poll() is None:
+            os.kill(watcher.pid, signal.SIGKILL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[cluster] exit codes: worker0 0, worker1 0, ps0 0" in result.stdout, result.stdout
+    chief = "\n".join(line[len("[worker0] "):] for line in result.stdout.splitlines() if line.startswith("[worker0] "))
+    assert f"{'synchronous' if sync else 'asynchronous'} updates" in chief
+    # 1,000 training images in batches of 64, two epochs: 16 global steps an epoch when each worker's
+    # step counts (async), 8 when a step aggregates both workers' (sync).
+    steps = 16 if sync else 32
+    assert "[worker1] worker 1 (" in result.stdout and re.search(rf"\[worker1\] worker 1 \(.*\): finished", result.stdout)
+    assert last_step(train_dir) == steps
+    assert printed_accuracy(chief) > 0.6
+    assert_evaluates_as_printed(train_dir, chief)
+    # evaluate --watch beside it saw the checkpoints and stopped when training finished.
+    assert watcher.returncode == 0, err
+    assert f"training finished at global step {steps}" in out, out
+
+    # Only the chief wrote into the train dir, and no cluster flag went into flags.cfg.
+    chief_pid = int(re.search(r"\[cluster\] worker0 at \S+, pid (\d+)", result.stdout).group(1))
+    assert json.load(open(os.path.join(train_dir, "status.json")))["pid"] == chief_pid
+    assert set(os.listdir(train_dir)) <= {"checkpoints", "eval", "flags.cfg", "status.json", "summaries"}
+    saved = open(os.path.join(train_dir, "flags.cfg")).read()
+    assert "--job_name" not in saved and "--ps_hosts" not in saved and "--sync_replicas" not in saved
+
+
+def test_a_bad_cluster_description_is_one_line(data_dir, tmp_path):
+    flags = small_run_flags(data_dir, str(tmp_path / "run"))
+    for extra, message in [
+        (["--job_name=worker", "--ps_hosts=127.0.0.1:1", "--worker_hosts=localhost"],
+         "error: --worker_hosts: 'localhost' is not host:port (e.g. 127.0.0.1:2222)"),
+        (["--job_name=worker", "--task_index=2", "--ps_hosts=127.0.0.1:1", "--worker_hosts=127.0.0.1:2,127.0.0.1:3"],
+         "error: --task_index=2: the worker job has 2 tasks (0..1)"),
+        (["--sync_replicas"], "error: --sync_replicas needs a cluster: --job_name, --task_index, --ps_hosts and "
+                              "--worker_hosts (or TF_CONFIG); `python -m cnn_tf.cluster` starts one on this machine"),
+    ]:
+        result = run_cli("train", *flags, *extra)
+        assert result.returncode == 2 and result.stderr.strip() == message, result.stderr
+    result = run_cli("train", *flags, env=cli_env(TF_CONFIG="{not json"))
+    assert result.returncode == 2 and result.stderr.startswith("error: TF_CONFIG is not a JSON object like")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_killed_worker_restarted_rejoins_a_synchronous_run(data_dir, tmp_path, cluster_of):
+    train_dir = str(tmp_path / "run")
+    cluster = cluster_of(small_run_flags(data_dir, train_dir, "--num_epochs=4", "--sync_replicas",
+                                         "--worker_timeout=60", "--progress=false"))
+    ps, chief, worker = cluster.start_all()
+    cluster.wait_for(worker, r"epoch 1/4")
+    cluster.kill(worker)
+    time.sleep(1)
+    worker = cluster.start("worker", 1)
+    for process in (chief, worker, ps):
+        code, log = cluster.finish(process)
+        assert code == 0, log
+    assert last_step(train_dir) == 32
+
+
+def test_a_killed_chief_restarted_resumes_from_its_checkpoint(data_dir, tmp_path, cluster_of):
+    train_dir = str(tmp_path / "run")
+    cluster = cluster_of(small_run_flags(data_dir, train_dir, "--num_epochs=4", "--worker_timeout=60",
+                                         "--progress=false"))
+    ps, chief, worker = cluster.start_all()
+    cluster.wait_for(chief, r"epoch 2/4")  # a checkpoint was written after the first epoch
+    cluster.kill(chief)
+    saved = last_step(train_dir)
+    chief = cluster.start("worker", 0)
+    code, log = cluster.finish(chief)
+    assert code == 0, log
+    assert f"resuming from {train_dir}/checkpoints/model.ckpt-{saved}" in log, log
+    for process in (worker, ps):
+        code, log = cluster.finish(process)
+        assert code == 0, log
+    assert last_step(train_dir) >= 64  # 4 epochs of 16 asynchronous steps
+    assert_evaluates_as_printed(train_dir, log if "test accuracy" in log else chief.log.read_text())
+
+
+def test_a_killed_ps_restarted_is_recovered_from_the_last_checkpoint(data_dir, tmp_path, cluster_of):
+    train_dir = str(tmp_path / "run")
+    cluster = cluster_of(small_run_flags(data_dir, train_dir, "--num_epochs=4", "--sync_replicas",
+                                         "--worker_timeout=30", "--progress=false"))
+    ps, chief, worker = cluster.start_all()
+    cluster.wait_for(chief, r"epoch 2/4")
+    cluster.kill(ps)
+    time.sleep(1)
+    ps = cluster.start("ps", 0)
+    code, log = cluster.finish(chief)
+    assert code == 0, log
+    assert "lost the cluster at global step" in log
+    for process in (worker, ps):
+        code, log = cluster.finish(process)
+        assert code == 0, log
+    assert last_step(train_dir) == 32
+
+
+def test_a_worker_gone_for_longer_than_the_timeout_stops_a_synchronous_run_naming_it(data_dir, tmp_path, cluster_of):
+    train_dir = str(tmp_path / "run")
+    cluster = cluster_of(small_run_flags(data_dir, train_dir, "--num_epochs=4", "--sync_replicas",
+                                         "--worker_timeout=8", "--progress=false"))
+    ps, chief, worker = cluster.start_all()
+    cluster.wait_for(worker, r"epoch 1/4")
+    cluster.kill(worker)
+    code, log = cluster.finish(chief)
+    assert code == 4, log
+    line = next(line for line in log.splitlines() if line.startswith("stopped by"))
+    assert line.startswith(f"stopped by worker 1 ({cluster.worker_hosts[1]}) sending no gradients for 8 s "
+                           "(--worker_timeout) at global step"), line
+    step = int(re.search(r"at global step (\d+)", line).group(1))
+    assert last_step(train_dir) == step and f"saved {train_dir}/checkpoints/model.ckpt-{step}" in line
+    code, log = cluster.finish(ps)
+    assert code == 0, log
