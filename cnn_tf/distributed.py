@@ -4,29 +4,33 @@ TF-Slim's train_image_classifier.py did, and past the walls its users hit.
 
     Cluster             who is who: --job_name/--task_index/--ps_hosts/--worker_hosts or TF_CONFIG
     run_ps              a ps: serves its variables until every worker says it is done, then exits 0
-    ClusterSession      a worker's session: the chief (worker 0) resets the cluster to its last
-                        checkpoint (or initializes it), the others wait for it; any lost ps or
-                        worker is recovered from, every wait is bounded by --worker_timeout
+    ClusterSession      a worker's session: the chief (worker 0) initializes or restores the
+                        variables, the others wait for it; a lost ps or worker is recovered
+                        from, every wait is bounded by --worker_timeout
     add_cluster_ops     the graph's part of it: sync tokens, heartbeats, the run's state, done queues
 
-Recovery works by resetting: whenever the chief (re)creates its session it resets the default
-resource container of the ps tasks (`tf.compat.v1.Session.reset`), which aborts every other
-worker's session, and restores the latest checkpoint; the other workers then create new sessions
-and carry on from the restored global step. The done queues live in their own container, so the
-count of finished workers survives a reset.
+Recovery: a worker whose step fails (a ps or the chief gone, a timeout) creates a new session.
+The chief's new session restores the latest checkpoint when the ps tasks lost the variables (a ps
+restarted), and otherwise carries on from the variables on the ps tasks (the chief restarted):
+they are newer than any checkpoint, and putting the global step back would leave
+SyncReplicasOptimizer's accumulators ahead of it, dropping every gradient. The other workers wait
+until the variables are ready again and carry on from the global step they find.
 """
 import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 import types
 
 import tensorflow as tf
 
+from cnn_tf.callbacks.heartbeat import LOST_WORKER_EXIT, lost_reason
 from cnn_tf.errors import UserError
 
-DONE_CONTAINER = "cnntfcluster"  # survives the chief's reset of the default container
+DONE_CONTAINER = "cnntfcluster"  # the done queues: apart from the variables' default container
+LIVE_STATE = "the variables on the ps tasks"  # what a restarted chief resumes from
 RUNNING, FINISHED, STOPPED = 0, 1, 2
 # What a lost or restarted ps or worker looks like from a session: recovered by a new session.
 RECOVERABLE = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
@@ -71,7 +75,11 @@ class Cluster:
         return f"{job} {index} ({(self.ps_hosts if job == 'ps' else self.worker_hosts)[index]})"
 
     def spec(self):
-        return tf.train.ClusterSpec({"ps": list(self.ps_hosts), "worker": list(self.worker_hosts)})
+        """The cluster as this process's server knows it: a worker knows the ps tasks and itself only
+        (workers never talk to each other), so nothing it does waits for a worker that is gone."""
+        if self.job_name == "ps":
+            return tf.train.ClusterSpec({"ps": list(self.ps_hosts), "worker": list(self.worker_hosts)})
+        return tf.train.ClusterSpec({"ps": list(self.ps_hosts), "worker": {self.task_index: self.address}})
 
     def device_setter(self):
         """Variables round-robin over the ps tasks, everything else on this worker."""
@@ -146,6 +154,20 @@ def start_server(cluster, config):
                         f"{str(getattr(e, 'message', e)).splitlines()[0]} (is the port in use?)") from e
 
 
+def _first_line(error):
+    """The message of a TensorFlow error without its "Graph execution error" preamble and traceback."""
+    lines = [line.strip() for line in (getattr(error, "message", "") or str(error)).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(("Graph execution error", "Detected at node",
+                                                                      "File ", "Node:", "[["))]
+    return useful[-1] if useful else type(error).__name__
+
+
+def _close_in_background(sess):
+    """Closes a broken session without waiting: closing one whose step a ps aborted (a restarted
+    chief's first step at the dead chief's address) can block for good."""
+    threading.Thread(target=sess.close, name="close_broken_session", daemon=True).start()
+
+
 def _done_queue(ps_index):
     with tf.compat.v1.device(f"/job:ps/task:{ps_index}"), tf.compat.v1.container(DONE_CONTAINER):
         return tf.queue.FIFOQueue(-1, tf.int32, shapes=[], shared_name=f"done_{ps_index}", name=f"done_{ps_index}")
@@ -181,9 +203,9 @@ def add_cluster_ops(g, cluster):
         c.init = tf.group(c.state.initializer, c.heartbeat.initializer, name="cluster/init")
         c.new_state = tf.compat.v1.placeholder(tf.int32, [], "cluster/new_state")
         c.set_state = c.state.assign(c.new_state)
-        if not cluster.is_chief:  # what the others wait for
-            c.ready = tf.compat.v1.report_uninitialized_variables(
-                tf.compat.v1.global_variables() + [c.state, c.heartbeat], name="cluster/ready")
+        # Empty once the chief has initialized or restored the variables (what the others wait for).
+        c.ready = tf.compat.v1.report_uninitialized_variables(
+            tf.compat.v1.global_variables() + [c.state, c.heartbeat], name="cluster/ready")
     with g.graph.as_default(), tf.compat.v1.device(f"/job:worker/task:{cluster.task_index}"):
         # The worker computed this step's gradients at this global step: a worker that is gone
         # stops beating, one waiting for its sync token has beaten.
@@ -213,7 +235,7 @@ class ClusterSession:
         self.cluster, self.server, self.config = cluster, server, cluster.session_config(config)
         self.recoverable = RECOVERABLE + (tf.errors.DeadlineExceededError,)
         self.run_options = tf.compat.v1.RunOptions(timeout_in_ms=int(cluster.worker_timeout * 1000))
-        self.coordinator = None
+        self.aggregation = None
         self.stalls, self.stalled_at = 0, None
         self.lost = []  # workers the chief gave up on: it says they are done, for the ps to exit
 
@@ -227,9 +249,6 @@ class ClusterSession:
         while time.monotonic() < deadline:
             sess = None
             try:
-                if self.cluster.is_chief:
-                    # Back to the last checkpoint: aborts every other worker's session (they recover).
-                    tf.compat.v1.Session.reset(self.server.target, config=self.config)
                 sess = tf.compat.v1.Session(self.server.target, graph=trainer.g.graph, config=self.config)
                 trainer.sess = sess
                 if self.cluster.is_chief:
@@ -237,10 +256,8 @@ class ClusterSession:
                 return self._worker_start(trainer, deadline)
             except RECOVERABLE + (tf.errors.DeadlineExceededError,) as e:
                 last_error = e
-                if os.environ.get("CNN_TF_DEBUG"):
-                    print(f"{self.cluster.name()}: {type(e).__name__}: {e.message}", file=sys.stderr)
                 if sess is not None:
-                    sess.close()
+                    _close_in_background(sess)
                 time.sleep(1.0)
         who = "the ps tasks " + ",".join(self.cluster.ps_hosts) if self.cluster.is_chief else \
             f"the chief, {self.cluster.name(index=0)}, to initialize the variables"
@@ -250,15 +267,41 @@ class ClusterSession:
 
     def _chief_start(self, trainer):
         c, sess = trainer.g.cluster, trainer.sess
-        step, path = trainer.restore()  # the latest checkpoint, else fresh (or warm-started) weights
+        if len(sess.run(c.ready, options=self._short())) == 0:
+            # A restarted chief: the ps tasks kept the run's variables, newer than any checkpoint.
+            # Restoring one over them would put the global step back below SyncReplicasOptimizer's
+            # accumulators', which then drop every gradient: every later step would hang.
+            sess.run(trainer.g.local_init_op, options=self._short())
+            step, path = int(sess.run(trainer.g.global_step, options=self._short())), LIVE_STATE
+        else:
+            step, path = trainer.restore()  # the latest checkpoint, else fresh (or warm-started) weights
         sess.run(c.init, options=self._short())
         sess.run(c.local_init, options=self._short())
         if c.init_tokens is not None:
             sess.run(c.init_tokens, options=self._short())
         if c.queue_runner is not None:
-            self.coordinator = tf.train.Coordinator()
-            c.queue_runner.create_threads(sess, coord=self.coordinator, daemon=True, start=True)
+            self._start_aggregation(sess, c.queue_runner.enqueue_ops)
         return step, path
+
+    def _start_aggregation(self, sess, sync_ops):
+        """The chief's aggregation of the workers' gradients (SyncReplicasOptimizer's queue runner),
+        in a thread of ours whose every wait is bounded, so the session can be closed while the
+        gradients of a worker that is gone are missing (a QueueRunner's pending op blocks close())."""
+        stop = threading.Event()
+        options = tf.compat.v1.RunOptions(timeout_in_ms=1000)
+
+        def aggregate():
+            while not stop.is_set():
+                try:
+                    sess.run(sync_ops, options=options)
+                except tf.errors.DeadlineExceededError:
+                    continue
+                except tf.errors.OpError:
+                    return  # the training loop sees the same failure in its own step and recovers
+
+        thread = threading.Thread(target=aggregate, name="sync_replicas", daemon=True)
+        thread.start()
+        self.aggregation = (stop, thread)
 
     def _worker_start(self, trainer, deadline):
         g, c, sess = trainer.g, trainer.g.cluster, trainer.sess
@@ -282,19 +325,20 @@ class ClusterSession:
             if self.cluster.sync and self.cluster.is_chief and state == RUNNING:
                 lost = self.lost = self._lost_workers(trainer)
                 if lost:
-                    names = ", ".join(self.cluster.name(index=i) for i in lost)
-                    trainer.request_stop(f"{names} sending no gradients for {self.cluster.worker_timeout:g} s "
-                                         "(--worker_timeout)", 4)
+                    trainer.request_stop(lost_reason(self.cluster, lost), LOST_WORKER_EXIT)
                     return None
-            if state == RUNNING:
-                self.stalls = self.stalls + 1 if self.stalled_at == trainer.global_step else 1
-                self.stalled_at = trainer.global_step
-                if self.stalls < 3:
-                    return trainer.global_step  # a slow step: wait again
+            self.stalls = self.stalls + 1 if self.stalled_at == trainer.global_step else 1
+            self.stalled_at = trainer.global_step
+            if self.stalls > 3:
+                raise UserError(f"{self.cluster.name()}: no step finished for {3 * self.cluster.worker_timeout:g} s "
+                                f"(--worker_timeout) at global step {trainer.global_step}; is every process of the "
+                                "cluster running?")
+            if state == RUNNING and self.cluster.is_chief:
+                return trainer.global_step  # a slow step: wait again
         print(f"{self.cluster.name()}: lost the cluster at global step {trainer.global_step} "
-              f"({type(error).__name__}); reconnecting", file=sys.stderr, flush=True)
+              f"({type(error).__name__}: {_first_line(error)}); reconnecting", file=sys.stderr, flush=True)
         self._stop_queue_runner()
-        trainer.sess.close()
+        _close_in_background(trainer.sess)
         step, path = self.create(trainer)
         if path:
             trainer.resumed_from = path
@@ -331,6 +375,8 @@ class ClusterSession:
         sess.close()
 
     def _stop_queue_runner(self):
-        if self.coordinator is not None:
-            self.coordinator.request_stop()
-            self.coordinator = None
+        if self.aggregation is not None:
+            stop, thread = self.aggregation
+            stop.set()
+            thread.join(timeout=10)
+            self.aggregation = None

@@ -110,7 +110,8 @@ def watch(opts, overrides):
                     print(f"{path} was deleted (--max_num_checkpoint) before it could be evaluated", flush=True)
                     done.add(checkpoints.step_of(path))
                     continue
-                done.add(result["global_step"])
+                # By the file's step: in an asynchronous cluster the saved global step may run ahead of it.
+                done.add(checkpoints.step_of(path))
                 last_news = time.monotonic()
                 print(f"global step {result['global_step']}: {opts.split} loss {result['loss']:.4f} "
                       f"accuracy {result['accuracy']:.4f}", flush=True)

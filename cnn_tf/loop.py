@@ -86,7 +86,7 @@ class Trainer:
                  initialize=None, is_chief=True, session=None):
         self.g, self.feed, self.num_epochs = g, feed, num_epochs
         self.session_config, self.checkpoint_dir, self.is_chief = session_config, checkpoint_dir, is_chief
-        self._session = session or LocalSession(session_config)
+        self.session = session or LocalSession(session_config)
         self._initialize = initialize or (lambda sess: sess.run(g.init_op))
         self.initial_weights = getattr(initialize, "description", "the initial weights")
         self.callbacks = [c for c in callbacks if is_chief or not c.chief_only]
@@ -139,7 +139,7 @@ class Trainer:
         for callback in self.callbacks:
             callback.setup(self)
         self.g.graph.finalize()  # an op created by the loop would be a bug (and a slow leak)
-        self.global_step, self.resumed_from = self._session.create(self)
+        self.global_step, self.resumed_from = self.session.create(self)
         self.state = "failed"  # until the loop says otherwise
         self._started, self._begun = False, []
 
@@ -186,7 +186,7 @@ class Trainer:
                     callback.after_train(self.state)
                 except BaseException as e:  # noqa: BLE001 - re-raised below, after the others ran
                     error = error or e
-        self._session.close(self)
+        self.session.close(self)
         if error is not None:
             raise error
 
@@ -197,9 +197,9 @@ class Trainer:
             if extra:
                 fetches[i] = extra
         try:
-            values = self.sess.run(fetches, options=self._session.run_options)
-        except self._session.recoverable as e:  # a lost ps or worker (cluster only)
-            step = self._session.recover(self, e)
+            values = self.sess.run(fetches, options=self.session.run_options)
+        except self.session.recoverable as e:  # a lost ps or worker (cluster only)
+            step = self.session.recover(self, e)
             if step is not None:
                 self.rewind(step)
             return

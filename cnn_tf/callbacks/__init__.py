@@ -34,7 +34,7 @@ def default_callbacks(cfg, run_dir, data, warm_start=None, cluster=None):
         FinalEvaluation(*data.split("test"), cfg.eval_batch_size),
         RunStatus(run_dir, cfg),
         Progress(enabled=cfg.progress),
-        *([Heartbeat()] if cluster and cluster.sync else []),
+        *([Heartbeat(cluster)] if cluster and cluster.sync else []),
         StopOnSignal(),
     ]
 

@@ -42,8 +42,7 @@ class StartupSummary(Callback):
                      f"an epoch, until global step {t.max_steps}")
         elif t.resumed_from:
             state = (f"resuming from {t.resumed_from} at global step {t.global_step} (epoch "
-                     f"{t.global_step // t.steps_per_epoch + 1}, step {t.global_step % t.steps_per_epoch} of "
-                     f"{t.steps_per_epoch})")
+                     f"{t.epoch + 1}, step {t.step_in_epoch} of {t.steps_per_epoch})")
         else:
             state = f"starting: {t.num_epochs} epoch{'s' if t.num_epochs > 1 else ''} of {t.steps_per_epoch} steps of {cfg.batch_size} images"
         # Which weights: said every time a run could warm-start, as slim's users had to guess.
