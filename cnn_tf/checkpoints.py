@@ -11,7 +11,6 @@ import glob
 import json
 import os
 import re
-import shutil
 
 import tensorflow as tf
 
@@ -26,8 +25,9 @@ def listed(checkpoint_dir):
     state = tf.train.get_checkpoint_state(checkpoint_dir)
     if not state:
         return []
-    paths = [p if os.path.isabs(p) else os.path.join(checkpoint_dir, p) for p in state.all_model_checkpoint_paths]
-    return [p for p in paths if os.path.isfile(p + ".index")]
+    # get_checkpoint_state joins the state file's relative names to checkpoint_dir (any filesystem).
+    paths = list(state.all_model_checkpoint_paths)
+    return [p for p in paths if tf.io.gfile.exists(p + ".index")]
 
 
 def latest(checkpoint_dir):
@@ -42,21 +42,21 @@ def step_of(path):
 def remove_incomplete(checkpoint_dir):
     """Deletes what a killed save left behind: files of checkpoints the state file does not list,
     Saver's `*_temp*` directories and our `*.tmp` files. Returns the names it removed."""
-    if not os.path.isdir(checkpoint_dir):
+    if not tf.io.gfile.isdir(checkpoint_dir):
         return []
     keep = {os.path.basename(p) for p in listed(checkpoint_dir)}
     removed = []
-    for name in sorted(os.listdir(checkpoint_dir)):
+    for name in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(checkpoint_dir)):
         if name == STATE_FILE:
             continue
         match = re.match(r"(.*?-\d+)(\.(index|meta|data-\d+-of-\d+))$", name)
         if match and match.group(1) in keep:
             continue
         path = os.path.join(checkpoint_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
         else:
-            os.remove(path)
+            tf.io.gfile.remove(path)
         removed.append(name)
     return removed
 
@@ -70,8 +70,8 @@ def _write_state(checkpoint_dir, paths):
 
 
 def _remove_checkpoint(path):
-    for name in glob.glob(glob.escape(path) + ".*"):
-        os.remove(name)
+    for name in tf.io.gfile.glob(glob.escape(path) + ".*"):
+        tf.io.gfile.remove(name)
 
 
 def save(sess, g, prefix, step, max_to_keep):
@@ -110,7 +110,9 @@ def check_compatible(path, variables, optional=()):
     (Saver.restore would print a page of C++ error instead). Returns whether any of the `optional`
     variables is missing from the checkpoint."""
     try:
-        saved = dict(tf.train.list_variables(path))
+        # The reader itself: tf.train.list_variables asks first whether `path` is a directory, which
+        # TensorFlow's ram:// filesystem answers yes for a checkpoint prefix.
+        saved = tf.compat.v1.train.NewCheckpointReader(path).get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"cannot read checkpoint {path}: {getattr(e, 'message', e)}; it is corrupt or "
                         "incomplete: delete its files to fall back to the one before, or pass another "

@@ -19,7 +19,7 @@ from cnn_tf.data import DATASETS
 from cnn_tf.errors import UserError
 from cnn_tf.nets import nets_map
 from cnn_tf.nets.layers import INITIALIZERS
-from cnn_tf.traindir import write_atomic
+from cnn_tf.traindir import absolute, write_atomic
 
 DATA, MODEL, FINE_TUNING, OPTIMIZATION, OUTPUT, RUNTIME, CLUSTER, CHECKPOINT, EVALUATION, EXPORT, PREDICTION = (
     "data", "model", "fine-tuning", "optimization", "output", "runtime", "cluster", "checkpoint", "evaluation",
@@ -215,10 +215,10 @@ class RunConfig(_Options):
 
     def resolved(self):
         """Absolute paths (flags.cfg must work from any directory); the default train dir."""
-        changes = {"train_dir": os.path.abspath(self.train_dir or os.path.join("runs", f"{self.model}_{self.dataset}"))}
+        changes = {"train_dir": absolute(self.train_dir or os.path.join("runs", f"{self.model}_{self.dataset}"))}
         for name in ("data_dir", "labels_csv", "warm_start_from"):
             if getattr(self, name):
-                changes[name] = os.path.abspath(getattr(self, name))
+                changes[name] = absolute(getattr(self, name))
         return self.replace(**changes)
 
 
@@ -343,10 +343,14 @@ def load_config(path):
     """The RunConfig saved in flags.cfg at `path`."""
     fv = flags.FlagValues()
     define_flags(fv, dataclasses.fields(RunConfig))
-    try:
-        fv(["cnn_tf", f"--flagfile={path}"])
+    try:  # read through tf.io.gfile: a train dir may be on any filesystem TensorFlow supports
+        with tf.io.gfile.GFile(path) as f:
+            lines = [line.strip() for line in f.read().splitlines()]
+        fv(["cnn_tf"] + [line for line in lines if line and not line.startswith(("#", "//"))])
     except flags.Error as e:
         raise UserError(f"{path}: {e}") from e
+    except tf.errors.OpError as e:
+        raise UserError(f"cannot read {path}: {e.message.splitlines()[0]}") from e
     try:
         return from_flags(RunConfig, fv)
     except UserError as e:

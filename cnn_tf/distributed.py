@@ -30,6 +30,7 @@ from cnn_tf.callbacks.heartbeat import LOST_WORKER_EXIT, lost_reason
 from cnn_tf.errors import UserError
 
 DONE_CONTAINER = "cnntfcluster"  # the done queues: apart from the variables' default container
+PS_GRACE = 5.0  # seconds a ps serves on after the last done token
 LIVE_STATE = "the variables on the ps tasks"  # what a restarted chief resumes from
 RUNNING, FINISHED, STOPPED = 0, 1, 2
 # What a lost or restarted ps or worker looks like from a session: recovered by a new session.
@@ -162,10 +163,12 @@ def _first_line(error):
     return useful[-1] if useful else type(error).__name__
 
 
-def _close_in_background(sess):
-    """Closes a broken session without waiting: closing one whose step a ps aborted (a restarted
-    chief's first step at the dead chief's address) can block for good."""
-    threading.Thread(target=sess.close, name="close_broken_session", daemon=True).start()
+def close_quietly(sess, wait=0.0):
+    """Closes `sess` in a daemon thread, waiting at most `wait` seconds: closing a session whose ps
+    is gone, or one with a run still pending on it, can block for good."""
+    closing = threading.Thread(target=sess.close, name="close_session", daemon=True)
+    closing.start()
+    closing.join(timeout=wait)
 
 
 def _done_queue(ps_index):
@@ -189,13 +192,15 @@ def run_ps(cluster, config):
                 done.add(int(sess.run(dequeue, options=options)))
             except tf.errors.DeadlineExceededError:
                 continue
+    # A worker closes its session after its token; closing one whose ps is already gone can block.
+    time.sleep(PS_GRACE)
     print(f"{cluster.name('ps')}: all {cluster.num_workers} workers done", flush=True)
 
 
 def add_cluster_ops(g, cluster):
     """The ops a cluster run needs on top of build_graph's (before the graph is finalized)."""
     c = types.SimpleNamespace()
-    with g.graph.as_default(), tf.compat.v1.device(f"/job:ps/task:0"):
+    with g.graph.as_default(), tf.compat.v1.device("/job:ps/task:0"):
         # Not global variables: never saved, never restored; the chief sets them at every start.
         c.state = tf.compat.v1.Variable(RUNNING, name="cluster/state", collections=[], trainable=False)
         c.heartbeat = tf.compat.v1.Variable(tf.fill([cluster.num_workers], tf.constant(-1, tf.int64)),
@@ -257,7 +262,7 @@ class ClusterSession:
             except RECOVERABLE + (tf.errors.DeadlineExceededError,) as e:
                 last_error = e
                 if sess is not None:
-                    _close_in_background(sess)
+                    close_quietly(sess)
                 time.sleep(1.0)
         who = "the ps tasks " + ",".join(self.cluster.ps_hosts) if self.cluster.is_chief else \
             f"the chief, {self.cluster.name(index=0)}, to initialize the variables"
@@ -284,18 +289,17 @@ class ClusterSession:
         return step, path
 
     def _start_aggregation(self, sess, sync_ops):
-        """The chief's aggregation of the workers' gradients (SyncReplicasOptimizer's queue runner),
-        in a thread of ours whose every wait is bounded, so the session can be closed while the
-        gradients of a worker that is gone are missing (a QueueRunner's pending op blocks close())."""
+        """The chief's aggregation of the workers' gradients (what SyncReplicasOptimizer's queue
+        runner does), in a daemon thread of ours. Its runs have no timeout: one run takes the
+        gradients of every variable, and a timeout striking between two of them would lose the
+        first ones and deadlock every later update. Its session is closed in the background
+        (close_quietly), so a run left waiting for a worker that is gone never holds up the chief."""
         stop = threading.Event()
-        options = tf.compat.v1.RunOptions(timeout_in_ms=1000)
 
         def aggregate():
             while not stop.is_set():
                 try:
-                    sess.run(sync_ops, options=options)
-                except tf.errors.DeadlineExceededError:
-                    continue
+                    sess.run(sync_ops)
                 except tf.errors.OpError:
                     return  # the training loop sees the same failure in its own step and recovers
 
@@ -338,7 +342,7 @@ class ClusterSession:
         print(f"{self.cluster.name()}: lost the cluster at global step {trainer.global_step} "
               f"({type(error).__name__}: {_first_line(error)}); reconnecting", file=sys.stderr, flush=True)
         self._stop_queue_runner()
-        _close_in_background(trainer.sess)
+        close_quietly(trainer.sess)
         step, path = self.create(trainer)
         if path:
             trainer.resumed_from = path
@@ -372,11 +376,9 @@ class ClusterSession:
         except tf.errors.OpError:
             pass  # a ps that is gone does not wait for tokens
         self._stop_queue_runner()
-        sess.close()
+        close_quietly(sess, wait=PS_GRACE)  # the ps tasks serve that long after the last token
 
     def _stop_queue_runner(self):
         if self.aggregation is not None:
-            stop, thread = self.aggregation
-            stop.set()
-            thread.join(timeout=10)
+            self.aggregation[0].set()  # its pending run ends with its session
             self.aggregation = None

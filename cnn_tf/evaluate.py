@@ -50,7 +50,7 @@ class Evaluator:
             "loss": metrics["loss"], "per_class": per_class_metrics(metrics["confusion"], self.data.class_names),
             "confusion_matrix": metrics["confusion"].tolist(),
         }
-        os.makedirs(self.run_dir.eval, exist_ok=True)
+        tf.io.gfile.makedirs(self.run_dir.eval)
         write_atomic(os.path.join(self.run_dir.eval, "metrics.json"), json.dumps(result, indent=2) + "\n")
         return result
 
@@ -105,7 +105,7 @@ def watch(opts, overrides):
                 try:
                     result = evaluator.evaluate(path)
                 except errors.UserError:
-                    if os.path.isfile(path + ".index"):
+                    if tf.io.gfile.exists(path + ".index"):
                         raise
                     print(f"{path} was deleted (--max_num_checkpoint) before it could be evaluated", flush=True)
                     done.add(checkpoints.step_of(path))

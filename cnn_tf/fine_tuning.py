@@ -75,7 +75,7 @@ class WarmStart:
         self.g = g
         self.path = source_checkpoint(cfg.warm_start_from)
         try:
-            reader = tf.train.load_checkpoint(self.path)
+            reader = tf.compat.v1.train.NewCheckpointReader(self.path)  # see checkpoints.check_compatible
         except (tf.errors.OpError, ValueError) as e:
             raise UserError(f"--warm_start_from: cannot read checkpoint {self.path}: "
                             f"{str(getattr(e, 'message', e)).splitlines()[0]}") from e

@@ -8,10 +8,10 @@ end the test accuracy is printed. SIGINT / SIGTERM stop it after the current ste
 checkpoint; a NaN or infinite loss stops it (or, with --on_nan=rollback, rolls it back).
 """
 import dataclasses
-import os
 import sys
 
 from absl import flags
+import tensorflow as tf
 
 from cnn_tf import checkpoints, cli, config, distributed
 from cnn_tf.callbacks import default_callbacks
@@ -35,7 +35,7 @@ def train(cfg):
     chief = cluster is None or cluster.is_chief
     run_dir = TrainDir(cfg.train_dir)
     resuming = bool(checkpoints.latest(run_dir.checkpoints))
-    if resuming and os.path.isfile(run_dir.flags_cfg):
+    if resuming and tf.io.gfile.exists(run_dir.flags_cfg):
         config.check_resume(cfg, config.load_config(run_dir.flags_cfg))
     data = load_dataset_for(cfg)
     g = build_graph_for(cfg, data, cluster)

@@ -6,7 +6,6 @@
     <train_dir>/summaries/train|test|eval
     <train_dir>/eval/metrics.json    the latest `evaluate` result
 """
-import glob
 import json
 import os
 import tempfile
@@ -34,11 +33,12 @@ class TrainDir:
         """Creates the directories, or says plainly why they cannot be written."""
         for directory in (self.path, self.checkpoints):
             try:
-                os.makedirs(directory, exist_ok=True)
-            except OSError as e:
-                raise UserError(f"cannot create train dir {directory}: {e.strerror}; "
+                tf.io.gfile.makedirs(directory)
+            except (OSError, tf.errors.OpError) as e:
+                reason = e.strerror if isinstance(e, OSError) else e.message.splitlines()[0]
+                raise UserError(f"cannot create train dir {directory}: {reason}; "
                                 "choose another --train_dir") from e
-        if not os.access(self.path, os.W_OK) or not os.access(self.checkpoints, os.W_OK):
+        if is_local(self.path) and (not os.access(self.path, os.W_OK) or not os.access(self.checkpoints, os.W_OK)):
             raise UserError(f"train dir {self.path} is not writable; choose another --train_dir")
 
     def write_status(self, state, global_step):
@@ -48,26 +48,42 @@ class TrainDir:
 
     def status(self):
         try:
-            with open(self.status_json) as f:
+            with tf.io.gfile.GFile(self.status_json) as f:
                 return json.load(f)
-        except (OSError, ValueError):
+        except (OSError, ValueError, tf.errors.OpError):
             return {}
 
     @classmethod
     def find(cls, checkpoint_dir):
         """`checkpoint_dir` may be a train dir or its checkpoints/ directory."""
-        if not os.path.isdir(checkpoint_dir):
+        if not tf.io.gfile.isdir(checkpoint_dir):
             raise UserError(f"--checkpoint_dir={checkpoint_dir} does not exist")
-        for candidate in (checkpoint_dir, os.path.dirname(os.path.abspath(checkpoint_dir))):
-            if os.path.isfile(os.path.join(candidate, "flags.cfg")):
-                return cls(os.path.abspath(candidate))
+        checkpoint_dir = absolute(checkpoint_dir).rstrip("/")
+        for candidate in (checkpoint_dir, os.path.dirname(checkpoint_dir)):
+            if tf.io.gfile.exists(os.path.join(candidate, "flags.cfg")):
+                return cls(candidate)
         raise UserError(f"--checkpoint_dir={checkpoint_dir} is not a train dir (no flags.cfg in it or "
                         "its parent); point it at the --train_dir of a training run")
 
 
+def is_local(path):
+    """A path of this machine's filesystem, not a URL of another TensorFlow filesystem (gs://, ...)."""
+    return "://" not in path
+
+
+def absolute(path):
+    return os.path.abspath(path) if is_local(path) else path
+
+
 def write_atomic(path, text):
     """Writes `text` (str or bytes) to `path` through a temporary file, so a crash leaves the old
-    file or the new."""
+    file or the new. Another filesystem TensorFlow supports (a URL) goes through tf.io.gfile."""
+    if not is_local(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with tf.io.gfile.GFile(tmp, "wb" if isinstance(text, bytes) else "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
@@ -86,7 +102,7 @@ def drop_events_after(directory, step):
     `step`, the step training resumes from (and without a record the kill cut in half), so no
     reader of the files, TensorBoard or other, sees a step twice or a curve go back. At step 0
     (a start over) the graph goes too: it is written again."""
-    for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+    for path in sorted(tf.io.gfile.glob(os.path.join(directory, "events.out.tfevents.*"))):
         kept, dropped = [], False
         try:
             for record in tf.compat.v1.io.tf_record_iterator(path):  # no graph: ours is finalized
@@ -102,4 +118,4 @@ def drop_events_after(directory, step):
             with tf.io.TFRecordWriter(path + ".tmp") as writer:
                 for record in kept:
                     writer.write(record)
-            os.replace(path + ".tmp", path)
+            tf.io.gfile.rename(path + ".tmp", path, overwrite=True)

@@ -1,7 +1,8 @@
 """Several processes on TensorFlow's runtime (cnn_tf.distributed, cnn_tf.cluster): 1 ps + 2 workers on
 127.0.0.1 at ephemeral ports, asynchronous and synchronous, and the four faults (a worker, the chief,
 the ps killed and restarted; a worker gone for good). Every process is started here, waited for with a
-timeout and killed by its own PID."""
+timeout and killed by its own PID. And a train dir on another filesystem than the local one (TensorFlow's
+ram://, through tf.io.gfile), as a cluster's shared train dir may be."""
 import json
 import os
 import re
@@ -226,3 +227,67 @@ def test_a_worker_gone_for_longer_than_the_timeout_stops_a_synchronous_run_namin
     assert last_step(train_dir) == step and f"saved {train_dir}/checkpoints/model.ckpt-{step}" in line
     code, log = cluster.finish(ps)
     assert code == 0, log
+
+
+def test_a_train_dir_on_another_tensorflow_filesystem(data_dir):
+    import tensorflow as tf
+
+    from cnn_tf import cli, config
+    from cnn_tf.evaluate import Evaluator
+    from cnn_tf.train import train
+
+    cfg = config.RunConfig(dataset="mnist", data_dir=data_dir, validation_size=200, batch_size=64, num_epochs=1,
+                           progress=False, train_dir="ram://cnn_tf_test/run").resolved()
+    assert cfg.train_dir == "ram://cnn_tf_test/run"
+    metrics = train(cfg)
+    latest = checkpoints.latest("ram://cnn_tf_test/run/checkpoints")
+    assert latest.endswith("model.ckpt-16")
+    assert tf.io.gfile.glob("ram://cnn_tf_test/run/summaries/train/events.out.tfevents.*")
+    run_dir, saved = cli.load_run("ram://cnn_tf_test/run")
+    assert run_dir.status()["state"] == "finished" and saved.batch_size == 64
+    assert Evaluator(run_dir, saved, "test").evaluate(latest)["accuracy"] == pytest.approx(metrics["accuracy"])
+
+
+def test_tf_config_describes_the_cluster_and_flags_win_over_it():
+    from cnn_tf import config
+    from cnn_tf.distributed import cluster_from
+
+    tf_config = json.dumps({"cluster": {"chief": ["c:1"], "worker": ["w:1", "w:2"], "ps": ["p:1"]},
+                            "task": {"type": "worker", "index": 1}})
+    cluster = cluster_from(config.RunConfig(), {"TF_CONFIG": tf_config})
+    # The chief job is worker 0; TF_CONFIG's worker 1 is worker 2 here.
+    assert (cluster.job_name, cluster.task_index, cluster.worker_hosts, cluster.ps_hosts) == (
+        "worker", 2, ("c:1", "w:1", "w:2"), ("p:1",))
+    assert not cluster.is_chief and cluster.address == "w:2"
+    flags_ = config.RunConfig(task_index=0, ps_hosts=("p:9",))
+    cluster = cluster_from(flags_, {"TF_CONFIG": tf_config})
+    assert cluster.task_index == 0 and cluster.is_chief and cluster.ps_hosts == ("p:9",)
+    assert cluster_from(config.RunConfig(), {}) is None
+
+
+def test_the_launcher_stops_the_cluster_on_sigint_with_a_checkpoint(data_dir, tmp_path):
+    train_dir = str(tmp_path / "run")
+    flags = small_run_flags(data_dir, train_dir, "--num_epochs=200", "--progress=false")
+    log = tmp_path / "launcher.log"
+    launcher = subprocess.Popen([sys.executable, "-m", "cnn_tf.cluster", "--", *flags], stdout=open(log, "w"),
+                                stderr=subprocess.STDOUT, cwd=ROOT, env=cli_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "[worker0] epoch 2/200" not in log.read_text():
+            assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        launcher.send_signal(signal.SIGINT)
+        code = launcher.wait(timeout=TIMEOUT)
+    finally:
+        if launcher.poll() is None:
+            os.kill(launcher.pid, signal.SIGKILL)
+    out = log.read_text()
+    assert code == 143, out  # the chief's: stopped by SIGTERM, which the launcher sends the workers
+    assert "[cluster] interrupted: stopping the cluster" in out
+    stopped = next(line for line in out.splitlines() if line.startswith("[worker0] stopped by SIGTERM"))
+    step = int(re.search(r"at global step (\d+)", stopped).group(1))
+    assert last_step(train_dir) == step
+    pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
+    assert len(pids) == 3
+    for pid in pids:  # every process of the cluster is gone
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
