@@ -15,7 +15,7 @@ import pytest
 
 from cnn_tf import checkpoints
 from cnn_tf.cluster import free_ports
-from conftest import ROOT, cli_env, run_cli, small_run_flags
+from conftest import ROOT, cli_env, run_cli, scalar_values, small_run_flags
 from test_cli import printed_accuracy
 
 pytestmark = pytest.mark.slow
@@ -100,7 +100,9 @@ def assert_evaluates_as_printed(train_dir, out):
 @pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
 def test_the_launcher_trains_on_one_ps_and_two_workers(data_dir, tmp_path, sync):
     train_dir = str(tmp_path / "run")
-    flags = small_run_flags(data_dir, train_dir, "--worker_timeout=60", *(["--sync_replicas"] if sync else []))
+    # Synchronous: each worker on two towers of its own (two CPU devices of its server).
+    flags = small_run_flags(data_dir, train_dir, "--worker_timeout=60",
+                            *(["--sync_replicas", "--num_towers=2"] if sync else []))
     watcher = subprocess.Popen([sys.executable, "-m", "cnn_tf.evaluate", f"--checkpoint_dir={train_dir}", "--watch",
                                 "--watch_timeout=200", "--watch_interval=0.5", "--split=validation"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=cli_env(),
@@ -116,6 +118,7 @@ def test_the_launcher_trains_on_one_ps_and_two_workers(data_dir, tmp_path, sync)
     assert "[cluster] exit codes: worker0 0, worker1 0, ps0 0" in result.stdout, result.stdout
     chief = "\n".join(line[len("[worker0] "):] for line in result.stdout.splitlines() if line.startswith("[worker0] "))
     assert f"{'synchronous' if sync else 'asynchronous'} updates" in chief
+    assert ("devices    /cpu:0, /cpu:1 (2 towers of 32 images)" if sync else "devices    /cpu:0\n") in chief
     # 1,000 training images in batches of 64, two epochs: 16 global steps an epoch when each worker's
     # step counts (async), 8 when a step aggregates both workers' (sync).
     steps = 16 if sync else 32
@@ -124,6 +127,14 @@ def test_the_launcher_trains_on_one_ps_and_two_workers(data_dir, tmp_path, sync)
     assert last_step(train_dir) in ((steps,) if sync else (steps, steps + 1))
     assert printed_accuracy(chief) > 0.6
     assert_evaluates_as_printed(train_dir, chief)
+    # The schedule (x0.95 every epoch) counts epochs of the cluster's data: 8 global steps synchronously,
+    # 16 asynchronously. A summary's step is the global step after its update (one or, async, two later).
+    per_epoch = 8 if sync else 16
+    logged = scalar_values(os.path.join(train_dir, "summaries", "train"), "learning_rate")
+    assert logged and (not sync or any(step > per_epoch + 1 for step, _ in logged))
+    for step, rate in logged:
+        assert any(rate == pytest.approx(1e-3 * 0.95 ** ((step - k) // per_epoch)) for k in ((1,) if sync else (1, 2))), \
+            (step, rate)
     # evaluate --watch beside it saw the checkpoints and stopped when training finished.
     assert watcher.returncode == 0, err
     assert f"training finished at global step {last_step(train_dir)}" in out, out
