@@ -226,9 +226,10 @@ def add_cluster_ops(g, cluster):
             opt.ready_for_local_init_op.mark_used()  # ours is c.ready: it waits for c.state too
             c.local_init = opt.chief_init_op if cluster.is_chief else opt.local_step_init_op
             c.init_tokens = opt.get_init_tokens_op(0) if cluster.is_chief else None  # lockstep: no step ahead
-            c.queue_runner = opt.get_chief_queue_runner() if cluster.is_chief else None
+            # What the chief's QueueRunner would run: take the gradients, update, hand out tokens.
+            c.sync_ops = opt.get_chief_queue_runner().enqueue_ops if cluster.is_chief else None
         else:
-            c.local_init, c.init_tokens, c.queue_runner = tf.no_op(), None, None
+            c.local_init, c.init_tokens, c.sync_ops = tf.no_op(), None, None
     g.cluster = c
     return c
 
@@ -284,8 +285,8 @@ class ClusterSession:
         sess.run(c.local_init, options=self._short())
         if c.init_tokens is not None:
             sess.run(c.init_tokens, options=self._short())
-        if c.queue_runner is not None:
-            self._start_aggregation(sess, c.queue_runner.enqueue_ops)
+        if c.sync_ops is not None:
+            self._start_aggregation(sess, c.sync_ops)
         return step, path
 
     def _start_aggregation(self, sess, sync_ops):
@@ -341,7 +342,7 @@ class ClusterSession:
                 return trainer.global_step  # a slow step: wait again
         print(f"{self.cluster.name()}: lost the cluster at global step {trainer.global_step} "
               f"({type(error).__name__}: {_first_line(error)}); reconnecting", file=sys.stderr, flush=True)
-        self._stop_queue_runner()
+        self._stop_aggregation()
         close_quietly(trainer.sess)
         step, path = self.create(trainer)
         if path:
@@ -375,10 +376,10 @@ class ClusterSession:
                     sess.run(enqueue, {c.done_index: index}, options=self._short(5000))
         except tf.errors.OpError:
             pass  # a ps that is gone does not wait for tokens
-        self._stop_queue_runner()
+        self._stop_aggregation()
         close_quietly(sess, wait=PS_GRACE)  # the ps tasks serve that long after the last token
 
-    def _stop_queue_runner(self):
+    def _stop_aggregation(self):
         if self.aggregation is not None:
             self.aggregation[0].set()  # its pending run ends with its session
             self.aggregation = None

@@ -67,6 +67,22 @@ class Cluster:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
 
+    def kill_and_restart(self, victim, job, index, watched, pattern):
+        """SIGKILLs `victim` once `watched` has printed `pattern`; returns the same task started again."""
+        self.wait_for(watched, pattern)
+        self.kill(victim)
+        time.sleep(1)
+        return self.start(job, index)
+
+    def finish_all(self, *processes):
+        """Each process exits 0 within the timeout; returns their output."""
+        logs = []
+        for process in processes:
+            code, log = self.finish(process)
+            assert code == 0, log
+            logs.append(log)
+        return logs
+
     def cleanup(self):
         for process in self.started:
             if process.poll() is None:
@@ -170,13 +186,8 @@ def test_a_killed_worker_restarted_rejoins_a_synchronous_run(data_dir, tmp_path,
     cluster = cluster_of(small_run_flags(data_dir, train_dir, "--num_epochs=4", "--sync_replicas",
                                          "--worker_timeout=60", "--progress=false"))
     ps, chief, worker = cluster.start_all()
-    cluster.wait_for(worker, r"epoch 1/4")
-    cluster.kill(worker)
-    time.sleep(1)
-    worker = cluster.start("worker", 1)
-    for process in (chief, worker, ps):
-        code, log = cluster.finish(process)
-        assert code == 0, log
+    worker = cluster.kill_and_restart(worker, "worker", 1, worker, r"epoch 1/4")
+    cluster.finish_all(chief, worker, ps)
     assert last_step(train_dir) == 32
 
 
@@ -190,15 +201,10 @@ def test_a_killed_chief_restarted_resumes_and_the_run_finishes(data_dir, tmp_pat
     cluster = cluster_of(small_run_flags(data_dir, train_dir, f"--num_epochs={epochs}", "--worker_timeout=30",
                                          "--progress=false", *(["--sync_replicas"] if sync else [])))
     ps, chief, worker = cluster.start_all()
-    cluster.wait_for(chief, rf"epoch 2/{epochs}")  # a checkpoint was written after the first epoch
-    cluster.kill(chief)
-    chief = cluster.start("worker", 0)
-    code, log = cluster.finish(chief)
-    assert code == 0, log
+    # After the first epoch's checkpoint.
+    chief = cluster.kill_and_restart(chief, "worker", 0, chief, rf"epoch 2/{epochs}")
+    log, _, _ = cluster.finish_all(chief, worker, ps)
     assert "resuming from the variables on the ps tasks at global step" in log, log
-    for process in (worker, ps):
-        code, out = cluster.finish(process)
-        assert code == 0, out
     # 16 global steps an epoch asynchronously; 8 synchronously (a step of both workers).
     assert last_step(train_dir) in ((8 * epochs,) if sync else (16 * epochs, 16 * epochs + 1))
     assert_evaluates_as_printed(train_dir, log)
@@ -209,16 +215,9 @@ def test_a_killed_ps_restarted_is_recovered_from_the_last_checkpoint(data_dir, t
     cluster = cluster_of(small_run_flags(data_dir, train_dir, "--num_epochs=4", "--sync_replicas",
                                          "--worker_timeout=30", "--progress=false"))
     ps, chief, worker = cluster.start_all()
-    cluster.wait_for(chief, r"epoch 2/4")
-    cluster.kill(ps)
-    time.sleep(1)
-    ps = cluster.start("ps", 0)
-    code, log = cluster.finish(chief)
-    assert code == 0, log
+    ps = cluster.kill_and_restart(ps, "ps", 0, chief, r"epoch 2/4")
+    log, _, _ = cluster.finish_all(chief, worker, ps)
     assert "lost the cluster at global step" in log
-    for process in (worker, ps):
-        code, log = cluster.finish(process)
-        assert code == 0, log
     assert last_step(train_dir) == 32
 
 
