@@ -29,7 +29,6 @@ import tensorflow as tf
 from cnn_tf.callbacks.heartbeat import LOST_WORKER_EXIT, lost_reason
 from cnn_tf.errors import UserError
 
-DONE_CONTAINER = "cnntfcluster"  # the done queues: apart from the variables' default container
 PS_GRACE = 5.0  # seconds a ps serves on after the last done token
 LIVE_STATE = "the variables on the ps tasks"  # what a restarted chief resumes from
 RUNNING, FINISHED, STOPPED = 0, 1, 2
@@ -172,7 +171,7 @@ def close_quietly(sess, wait=0.0):
 
 
 def _done_queue(ps_index):
-    with tf.compat.v1.device(f"/job:ps/task:{ps_index}"), tf.compat.v1.container(DONE_CONTAINER):
+    with tf.compat.v1.device(f"/job:ps/task:{ps_index}"):
         return tf.queue.FIFOQueue(-1, tf.int32, shapes=[], shared_name=f"done_{ps_index}", name=f"done_{ps_index}")
 
 
@@ -240,7 +239,7 @@ class ClusterSession:
     def __init__(self, cluster, server, config):
         self.cluster, self.server, self.config = cluster, server, cluster.session_config(config)
         self.recoverable = RECOVERABLE + (tf.errors.DeadlineExceededError,)
-        self.run_options = tf.compat.v1.RunOptions(timeout_in_ms=int(cluster.worker_timeout * 1000))
+        self.run_options = self._short()
         self.aggregation = None
         self.stalls, self.stalled_at = 0, None
         self.lost = []  # workers the chief gave up on: it says they are done, for the ps to exit
@@ -260,7 +259,7 @@ class ClusterSession:
                 if self.cluster.is_chief:
                     return self._chief_start(trainer)
                 return self._worker_start(trainer, deadline)
-            except RECOVERABLE + (tf.errors.DeadlineExceededError,) as e:
+            except self.recoverable as e:
                 last_error = e
                 if sess is not None:
                     close_quietly(sess)
