@@ -128,7 +128,24 @@ def check_compatible(path, variables, optional=()):
         if list(saved[name]) != shape:
             raise UserError(f"checkpoint {path} holds {name} with shape {list(saved[name])}, the model built "
                             f"here has {shape}: another model, dataset or class count wrote it")
+    _check_no_strays(path, saved, {v.op.name for v in variables})
     return any(name not in saved for name in optional)
+
+
+def _check_no_strays(path, saved, names):
+    """A checkpoint variable inside one of the model's scopes that the model lacks (not an optimizer
+    slot of one of its variables) means another version of the model wrote it, e.g. a resnet with the
+    conv biases it no longer has: restoring the rest would silently mix two models."""
+    scopes = {name.split("/", 1)[0] + "/" for name in names if "/" in name}
+    for name in sorted(saved):
+        if name in names or not name.startswith(tuple(scopes)):
+            continue
+        owner = name.rsplit("/", 1)[0]  # a slot: <variable>/Momentum, <variable>/Adam_1, ...
+        if owner in names:
+            continue
+        raise UserError(f"checkpoint {path} holds {name}, which the model built here does not have: another "
+                        "model or an older version of it wrote it; retrain it (or check --model and the "
+                        "train dir)")
 
 
 def restore(sess, g, path):

@@ -271,15 +271,16 @@ class CheckpointOptions(_Options):
                                                   saved=False)
     checkpoint_path: typing.Optional[str] = option(None, "One checkpoint, e.g. DIR/checkpoints/model.ckpt-860 "
                                                    "(default: the latest).", CHECKPOINT, saved=False)
+    tta: str = option("none", "Test-time augmentation: flip averages the probabilities of each image and its "
+                      "mirror (for clothes and photos, not digits); export builds it into the SavedModel, "
+                      "which predict --saved_model then runs as it is.",
+                      CHECKPOINT, choices=("none", "flip"), saved=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateOptions(CheckpointOptions):
     split: str = option("test", "Split to evaluate.", EVALUATION, choices=("train", "validation", "test"),
                         saved=False)
-    tta: str = option("none", "Test-time augmentation: flip averages the probabilities of each image and its "
-                      "mirror (for clothes and photos, not digits).", EVALUATION, choices=("none", "flip"),
-                      saved=False)
     watch: bool = option(False, "Evaluate each new checkpoint as training writes it, until training finishes "
                          "or --watch_timeout seconds pass without a new one.", EVALUATION, saved=False)
     watch_timeout: float = option(600.0, "--watch stops after this many seconds without a new checkpoint.",

@@ -3,7 +3,8 @@
 Writes E/<global step>/ (TF Serving's layout) through a staging folder renamed into place, never over
 an existing version. Signatures: `serving_default` takes encoded image files (tf.string [N]) and
 `predict_images` uint8 [N, H, W, C]; both return `probabilities` float32 [N, C], `classes` int64 [N]
-and `class_names` string [N]. The class names and the run's flags.cfg go in as assets. It loads with
+and `class_names` string [N]; with `--tta=flip` the probabilities are the mean of each image's and
+its mirror's (as `evaluate --tta=flip` measures). The class names and the run's flags.cfg go in as assets. It loads with
 `tf.saved_model.load` in TensorFlow 2, in a program that knows nothing of cnn_tf.
 """
 import dataclasses
@@ -20,7 +21,7 @@ from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
 
 
-def export(cfg, run_dir, checkpoint_path, export_dir):
+def export(cfg, run_dir, checkpoint_path, export_dir, tta="none"):
     """Writes the SavedModel of `checkpoint_path`; returns its folder."""
     step = checkpoints.step_of(checkpoint_path)
     final = os.path.join(os.path.abspath(export_dir), str(step))
@@ -29,7 +30,8 @@ def export(cfg, run_dir, checkpoint_path, export_dir):
                         "--export_dir")
     data = load_dataset_for(cfg)
     g = build_inference_graph(cfg, data.image_shape, data.class_names,
-                              data.pixel_mean if cfg.normalization == "mean" else None)
+                              data.pixel_mean if cfg.normalization == "mean" else None,
+                              tta=None if tta == "none" else tta)
     try:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{step}-", dir=os.path.dirname(final))
@@ -67,12 +69,14 @@ def main(argv):
         raise UserError("--export_dir is required: where the SavedModel's versions go")
     run_dir, cfg = cli.load_run(opts.checkpoint_dir, config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES))
     path = cli.checkpoint_to_read(run_dir, opts.checkpoint_path)
-    final = export(cfg, run_dir, path, opts.export_dir)
-    print(f"exported {path} to {final} (signatures serving_default: image files, predict_images: uint8 arrays)")
+    final = export(cfg, run_dir, path, opts.export_dir, opts.tta)
+    tta = "" if opts.tta == "none" else f"; test-time augmentation: {opts.tta}"
+    print(f"exported {path} to {final} (signatures serving_default: image files, predict_images: uint8 "
+          f"arrays{tta})")
 
 
 def run():
-    cli.run(main, "python -m cnn_tf.export --checkpoint_dir=DIR [--checkpoint_path=P] --export_dir=E",
+    cli.run(main, "python -m cnn_tf.export --checkpoint_dir=DIR [--checkpoint_path=P] --export_dir=E [--tta=flip]",
             list(dataclasses.fields(config.ExportOptions)) + cli.RUN_OVERRIDES)
 
 

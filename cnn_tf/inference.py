@@ -1,6 +1,7 @@
 """The model for inference, from image files or arrays to class probabilities: what `export` writes
 as a SavedModel and `predict` runs from a checkpoint. Float32, the inference tower's layers (moving
-averages, no dropout), the run's preprocessing (cnn_tf.data.preprocess)."""
+averages, no dropout), the run's preprocessing (cnn_tf.data.preprocess); with `tta="flip"` each
+image's probabilities are averaged with its mirror's, as `evaluate --tta=flip` measures."""
 import types
 
 import tensorflow as tf
@@ -10,7 +11,7 @@ from cnn_tf.data.preprocess import decode, normalize, scale_pixels
 from cnn_tf.nets import get_network_fn, model_options
 
 
-def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None):
+def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta=None):
     """Returns a namespace: `graph`, `encoded` (tf.string [N]: PNG/JPEG/BMP/GIF bytes) and `images`
     (uint8 [N, H, W, C]) placeholders, `from_files` and `from_arrays` ({probabilities, classes,
     class_names} for each), and `saver` for the model's variables, named as in training."""
@@ -26,8 +27,15 @@ def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None):
         def classify(pixels, reuse):
             with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=reuse):
                 logits, _ = network_fn(normalize(pixels, pixel_mean), is_training=False, keep_prob=1.0)
-            classes = tf.argmax(logits, 1)
-            return {"probabilities": tf.nn.softmax(logits), "classes": classes,
+                probabilities = tf.nn.softmax(logits)
+            if tta == "flip":
+                with tf.compat.v1.name_scope("mirrored"), \
+                        tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
+                    mirrored, _ = network_fn(normalize(tf.reverse(pixels, [2]), pixel_mean), is_training=False,
+                                             keep_prob=1.0)
+                    probabilities = (probabilities + tf.nn.softmax(mirrored)) / 2.0
+            classes = tf.argmax(probabilities, 1)
+            return {"probabilities": probabilities, "classes": classes,
                     "class_names": tf.gather(names, classes)}
 
         g.encoded = tf.compat.v1.placeholder(tf.string, [None], "encoded_images")

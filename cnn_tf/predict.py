@@ -42,12 +42,13 @@ def image_files(paths):
 
 
 class CheckpointClassifier:
-    def __init__(self, checkpoint_dir, checkpoint_path, overrides):
+    def __init__(self, checkpoint_dir, checkpoint_path, overrides, tta="none"):
         run_dir, cfg = cli.load_run(checkpoint_dir, overrides)
         path = cli.checkpoint_to_read(run_dir, checkpoint_path)
         data = load_dataset_for(cfg)
         self.g = build_inference_graph(cfg, data.image_shape, data.class_names,
-                                       data.pixel_mean if cfg.normalization == "mean" else None)
+                                       data.pixel_mean if cfg.normalization == "mean" else None,
+                                       tta=None if tta == "none" else tta)
         self.g.graph.finalize()
         self.sess = tf.compat.v1.Session(graph=self.g.graph)
         restore(self.sess, self.g, path)
@@ -135,18 +136,21 @@ def main(argv):
     paths = image_files(argv[1:]) if len(argv) > 1 else None
     if not paths:
         raise UserError("give the image files or folders to classify after the flags")
+    if opts.saved_model and opts.tta != "none":
+        raise UserError(f"--tta={opts.tta} applies to --checkpoint_dir; a SavedModel classifies as it was "
+                        "exported (export --tta=flip builds the flip into it)")
     if opts.saved_model:
         classifier = SavedModelClassifier(opts.saved_model)
     else:
         classifier = CheckpointClassifier(opts.checkpoint_dir, opts.checkpoint_path,
-                                          config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES))
+                                          config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES), opts.tta)
     results = classify(classifier, paths, opts.batch_size, opts.skip_bad_images)
     report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
 
 
 def run():
     cli.run(main, "python -m cnn_tf.predict (--checkpoint_dir=DIR | --saved_model=E) [--top_k=3] "
-                  "[--format=table|json|csv] PATH...",
+                  "[--format=table|json|csv] [--tta=flip] PATH...",
             list(dataclasses.fields(config.PredictOptions)) + cli.RUN_OVERRIDES)
 
 

@@ -3,6 +3,7 @@ batch, optimizer and precision, measured in one run on this machine (`make bench
 
     python scripts/benchmark.py [--models=lenet,three_conv] [--precisions=float32,mixed_bfloat16]
                                 [--steps=150] [--warmup=20] [--rounds=3] [--time_to_accuracy]
+    python scripts/benchmark.py --models= --time_to_accuracy    (the time to accuracy alone)
 
 For each model and precision, the frameworks take turns, `--rounds` times (so a slow spell of a
 shared machine hits them all alike), each timing `--steps` training steps after `--warmup`:
@@ -15,9 +16,11 @@ shared machine hits them all alike), each timing `--steps` training steps after 
 The best round of each counts. It also reports cnn_tf's evaluation images/s, the forward FLOPs
 per image (TensorFlow's profiler), the share of the machine's measured float32 matmul peak a
 training step reaches, and what per-epoch validation costs in the model's default config.
-`--time_to_accuracy` also trains three_conv on the real Fashion-MNIST with its config and reports
-the wall time until a checkpoint reaches 0.915 test accuracy. Writes bench/results.json and
-bench/results.md (and, with --update_readme, the README's Performance table).
+`--time_to_accuracy` also trains the TIME_TO_ACCURACY configs on the real Fashion-MNIST from scratch
+and reports the wall time until a checkpoint reaches each one's target test accuracy (three_conv
+0.915, in both precisions; the fast ResNet recipe 0.93, in its own) and the whole command's. Writes
+bench/results.json and bench/results.md (and, with --update_readme, the README's Performance tables:
+a run without models leaves the speed table as it was).
 """
 import argparse
 import json
@@ -28,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 
 import numpy as np
 
@@ -49,6 +51,9 @@ from cnn_tf.traindir import TrainDir  # noqa: E402
 
 IMAGE_SHAPE, NUM_CLASSES = (28, 28, 1), 10
 DEFAULT_SPLIT = {"train": 55000, "validation": 5000}  # Fashion-MNIST with the default --validation_size
+# (config, target test accuracy, precisions: None for the config's own)
+TIME_TO_ACCURACY = [("configs/three_conv_fashion_mnist.cfg", 0.915, ("float32", "mixed_bfloat16")),
+                    ("configs/resnet_fashion_mnist_fast.cfg", 0.93, (None,))]
 
 
 def parse_args(argv=None):
@@ -64,7 +69,8 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--eval_images", type=int, default=10000)
     p.add_argument("--time_to_accuracy", action="store_true")
-    p.add_argument("--target_accuracy", type=float, default=0.915)
+    p.add_argument("--time_to_accuracy_configs", default="", help="comma-separated: only these of TIME_TO_ACCURACY "
+                   "(the README keeps the others' rows)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench"))
     p.add_argument("--update_readme", action="store_true", help="put the table in README.md's Performance section")
     return p.parse_args(argv)
@@ -261,28 +267,58 @@ def matmul_peak_flops(n=2048, reps=20):
     return best
 
 
-def time_to_accuracy(target, precision):
-    """Trains three_conv on the real Fashion-MNIST with its config, keeping every checkpoint, then
-    evaluates each on the test split: seconds from the start to the first checkpoint >= target."""
+def time_to_accuracy(config_path, target, precision=None):
+    """Trains `config_path` on the real Fashion-MNIST, keeping every checkpoint, then evaluates each on
+    the test split: seconds from the start to the first checkpoint >= target, and of the command."""
     with tempfile.TemporaryDirectory() as train_dir:
         started = time.time()
-        train = subprocess.run([sys.executable, "-m", "cnn_tf.train", "--flagfile=configs/three_conv_fashion_mnist.cfg",
-                                f"--train_dir={train_dir}", f"--precision={precision}", "--max_num_checkpoint=100",
-                                "--noprogress"], cwd=ROOT, capture_output=True, text=True)
+        train = subprocess.run([sys.executable, "-m", "cnn_tf.train", f"--flagfile={config_path}",
+                                f"--train_dir={train_dir}", "--max_num_checkpoint=100", "--noprogress",
+                                *([f"--precision={precision}"] if precision else [])],
+                               cwd=ROOT, capture_output=True, text=True)
+        run_seconds = round(time.time() - started, 1)
         if train.returncode:
             return {"error": train.stderr.strip().splitlines()[-1]}
         checkpoint_dir = os.path.join(train_dir, "checkpoints")
         paths = sorted((p[:-len(".index")] for p in os.listdir(checkpoint_dir) if p.endswith(".index")),
                        key=lambda p: int(p.rsplit("-", 1)[1]))
+        accuracies = []
         for epoch, name in enumerate(paths, start=1):
             path = os.path.join(checkpoint_dir, name)
             result = subprocess.run([sys.executable, "-m", "cnn_tf.evaluate", f"--checkpoint_dir={train_dir}",
                                      f"--checkpoint_path={path}"], cwd=ROOT, capture_output=True, text=True)
-            accuracy = float(result.stdout.split("test accuracy: ")[1].split()[0])
-            if accuracy >= target:
+            accuracies.append(float(result.stdout.split("test accuracy: ")[1].split()[0]))
+            if accuracies[-1] >= target:
                 seconds = os.path.getmtime(path + ".index") - started
-                return {"seconds": round(seconds, 1), "epochs": epoch, "test_accuracy": accuracy}
-        return {"seconds": None, "epochs": len(paths), "test_accuracy": accuracy, "note": "target not reached"}
+                return {"seconds": round(seconds, 1), "epochs": epoch, "test_accuracy": accuracies[-1],
+                        "accuracies": accuracies, "run_seconds": run_seconds, "run_epochs": len(paths)}
+        return {"seconds": None, "epochs": len(paths), "test_accuracy": accuracies[-1], "accuracies": accuracies,
+                "run_seconds": run_seconds, "run_epochs": len(paths), "note": "target not reached"}
+
+
+def times_to_accuracy(only=()):
+    """Every TIME_TO_ACCURACY config (or those in `only`), at each of its precisions."""
+    only = [os.path.relpath(os.path.abspath(c), ROOT) for c in only]
+    unknown = sorted(set(only) - {c for c, _, _ in TIME_TO_ACCURACY})
+    if unknown:
+        sys.exit(f"error: --time_to_accuracy_configs: {', '.join(unknown)} not in TIME_TO_ACCURACY "
+                 f"({', '.join(c for c, _, _ in TIME_TO_ACCURACY)})")
+    measured = []
+    for config_path, target, precisions in TIME_TO_ACCURACY:
+        if only and config_path not in only:
+            continue
+        text = open(os.path.join(ROOT, config_path)).read()
+        model = re.search(r"^--model=(\S+)", text, re.M).group(1)
+        for precision in precisions:
+            shown = precision or re.search(r"^--precision=(\S+)", text, re.M).group(1)
+            row = {"config": config_path, "model": model, "target": target, "precision": shown}
+            if shown == "mixed_bfloat16" and not cpu_has_bfloat16():  # train would fall back to float32
+                row["result"] = "not measured: this CPU has no bfloat16 instructions"
+            else:
+                row["result"] = time_to_accuracy(config_path, target, precision)
+            print(json.dumps(row), flush=True)
+            measured.append(row)
+    return measured
 
 
 def machine():
@@ -312,7 +348,7 @@ def benchmark(args):
                "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "runs": []}
     peak = matmul_peak_flops()
     results["matmul_peak_gflops"] = round(peak / 1e9, 1)
-    for model in args.models.split(","):
+    for model in filter(None, args.models.split(",")):
         for precision in args.precisions.split(","):
             hp = model_flags(model, precision, args.batch_size)
             emulated = precision == "mixed_bfloat16" and not cpu_has_bfloat16()
@@ -379,12 +415,7 @@ def benchmark(args):
                 results["runs"].append(tower_run)
                 print(json.dumps(tower_run), flush=True)
     if args.time_to_accuracy:
-        results["time_to_accuracy"] = {"target": args.target_accuracy}
-        for precision in args.precisions.split(","):
-            if precision == "mixed_bfloat16" and not cpu_has_bfloat16():  # train would fall back to float32
-                results["time_to_accuracy"][precision] = "not measured: this CPU has no bfloat16 instructions"
-            else:
-                results["time_to_accuracy"][precision] = time_to_accuracy(args.target_accuracy, precision)
+        results["time_to_accuracy"] = times_to_accuracy(list(filter(None, args.time_to_accuracy_configs.split(","))))
     return results
 
 
@@ -416,17 +447,25 @@ def markdown(results):
                  f"{100 * r['train_fraction_of_matmul_peak']:.1f}%" if "train_fraction_of_matmul_peak" in r else "–",
                  f"{100 * r['validation_share_of_epoch']:.1f}%" if "validation_share_of_epoch" in r else "–"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    tta = results.get("time_to_accuracy")
-    if tta:
-        lines.append("")
-        for precision, t in tta.items():
-            if precision == "target":
-                continue
-            if isinstance(t, dict) and t.get("seconds"):
-                t = (f"{t['seconds'] / 60:.1f} min ({t['epochs']} epochs, test accuracy {t['test_accuracy']:.4f}, "
-                     "from the start of the command)")
-            lines.append(f"- Time to {tta['target']} test accuracy, `three_conv` on the real Fashion-MNIST, "
-                         f"{precision}: {t}")
+    return "\n".join(lines) + "\n"
+
+
+def time_to_accuracy_markdown(results):
+    lines = [f"Latest run's machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; each config "
+             "trained from scratch on the real Fashion-MNIST, every epoch's checkpoint evaluated on the test split "
+             "(no TTA).", "",
+             "| config | precision | target | time to target | epochs to target | test accuracy then | "
+             "whole run | epochs |", "|---|---|---|---|---|---|---|---|"]
+    for row in results["time_to_accuracy"]:
+        t = row["result"]
+        if not isinstance(t, dict) or "error" in t:
+            cells = [t if isinstance(t, str) else f"failed: {t['error']}"] + ["–"] * 4
+        else:
+            cells = [f"{t['seconds'] / 60:.1f} min" if t["seconds"] else "not reached",
+                     t["epochs"] if t["seconds"] else "–", f"{t['test_accuracy']:.4f}",
+                     f"{t['run_seconds'] / 60:.1f} min", t["run_epochs"]]
+        lines.append("| " + " | ".join(str(c) for c in [f"`{row['config']}`", row["precision"], row["target"],
+                                                             *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -436,22 +475,47 @@ def main(argv=None):
     report(results, args.out, args.update_readme)
 
 
+def merged_rows(old, new):
+    """`new`'s table, plus the rows of `old` for (config, precision) pairs this run did not measure."""
+    def key(row):
+        return tuple(c.strip() for c in row.strip("|").split("|")[:2])
+
+    new_rows = [r for r in new.splitlines() if r.startswith("| `")]
+    kept = [r for r in old.splitlines() if r.startswith("| `") and key(r) not in {key(n) for n in new_rows}]
+    lines = new.splitlines()
+    at = lines.index(new_rows[0]) if new_rows else len(lines)
+    order = {c[0]: i for i, c in enumerate(TIME_TO_ACCURACY)}
+    rows = sorted(kept + new_rows, key=lambda r: (order.get(key(r)[0].strip("`"), len(order)), key(r)[1]))
+    return "\n".join(lines[:at] + rows) + "\n"
+
+
 def report(results, out, update_readme):
-    args = types.SimpleNamespace(out=out, update_readme=update_readme)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    """bench/results.{json,md}; with update_readme, the README's tables of what this run measured."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    table = markdown(results)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(table)
-    if args.update_readme:
+    tables = {}
+    if results["runs"]:
+        tables["bench"] = markdown(results)
+    if results.get("time_to_accuracy"):
+        tables["time_to_accuracy"] = time_to_accuracy_markdown(results)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write("\n".join(tables.values()))
+    if update_readme:
         readme = os.path.join(ROOT, "README.md")
         text = open(readme).read()
-        begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{table}{end}", text, flags=re.S)
+        for name, table in tables.items():
+            begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+            old = re.search(re.escape(begin) + "(.*?)" + re.escape(end), text, re.S)
+            if not old:
+                sys.exit(f"error: README.md has no {begin} ... {end} block to update")
+            if name == "time_to_accuracy":
+                table = merged_rows(old.group(1), table)
+            text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{table}{end}", text,
+                          flags=re.S)
         with open(readme, "w") as f:
             f.write(text)
-    print(table)
+    print("\n".join(tables.values()))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The benchmark's smoke test on tiny settings: it runs, measures each framework, and writes its
 report. No timing is asserted here (make test is not a benchmark); `make bench` measures."""
 import json
+import os
 import subprocess
 import sys
 
-from conftest import ROOT, cli_env
+from conftest import ROOT, cli_env, small_run_flags
 
 
 def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
@@ -44,3 +45,28 @@ def test_the_streaming_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp
             assert entry[source]["images_per_s"] > 0 and entry[source]["peak_rss_mib"] > 100
     assert results["cifar_stream_share_of_memory"] > 0 and "stream_rss_growth" in results
     assert "| 120 JPEGs 128×128, trained at 32×32 |" in (tmp_path / "streaming.md").read_text()
+
+
+def test_time_to_accuracy_finds_the_first_checkpoint_at_the_target_and_the_readme_keeps_other_rows(tmp_path, data_dir):
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import benchmark
+
+    config = tmp_path / "tiny.cfg"
+    config.write_text("\n".join(f for f in small_run_flags(data_dir, "-", "--num_epochs=3", "--augment=flip_crop")
+                                if not f.startswith("--train_dir")))
+    reached = benchmark.time_to_accuracy(str(config), 0.5)
+    assert reached["run_epochs"] == 3 and 1 <= reached["epochs"] <= 3, reached
+    assert reached["test_accuracy"] >= 0.5 and 0 < reached["seconds"] <= reached["run_seconds"]
+    # the first checkpoint at the target: every one before it was evaluated and below
+    assert len(reached["accuracies"]) == reached["epochs"] and reached["accuracies"][-1] == reached["test_accuracy"]
+    assert all(a < 0.5 for a in reached["accuracies"][:-1])
+    row = {"config": "configs/resnet_fashion_mnist_fast.cfg", "precision": "mixed_bfloat16", "target": 0.5,
+           "result": reached}
+    table = benchmark.time_to_accuracy_markdown({"machine": {"cpu": "x", "cores": 2}, "time_to_accuracy": [row]})
+    old = ("\n| config | precision |\n|---|---|\n| `configs/three_conv_fashion_mnist.cfg` | float32 | old |\n"
+           "| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | old |\n")
+    merged = benchmark.merged_rows(old, table).splitlines()
+    # kept, in TIME_TO_ACCURACY's order
+    assert merged[-2] == "| `configs/three_conv_fashion_mnist.cfg` | float32 | old |"
+    assert merged[-1].startswith("| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | 0.5 | ")
+    assert f"| {reached['epochs']} | {reached['test_accuracy']:.4f} |" in merged[-1]

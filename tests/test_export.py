@@ -123,3 +123,30 @@ def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(
     assert table.returncode == 0, table.stderr
     assert "warning: skipped 1 unreadable files" in table.stderr
     assert len(table.stdout.strip().splitlines()) == 40
+
+
+def test_flip_tta_in_predict_and_the_export_averages_each_image_with_its_mirror(data_dir, tmp_path):
+    train_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+    assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0
+    exported = run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={export_dir}", "--tta=flip")
+    assert exported.returncode == 0 and "test-time augmentation: flip" in exported.stdout, exported.stderr
+    data = load_dataset("mnist", data_dir=data_dir, validation_size=200)
+    images = data.split("test")[0][:12]
+    os.makedirs(tmp_path / "png")
+    for i, image in enumerate(images):
+        write_image(str(tmp_path / "png" / f"{i:02d}.png"), image)
+    # The checkpoint's own answers for the images and their mirrors, by tensor name, without TTA.
+    mirrors = images[:, :, ::-1]
+    expected = (checkpoint_probabilities(train_dir, images) + checkpoint_probabilities(train_dir, mirrors)) / 2
+    assert not np.allclose(expected, checkpoint_probabilities(train_dir, images), atol=1e-3)  # digits are lopsided
+    for source in (f"--checkpoint_dir={train_dir}", f"--saved_model={export_dir}"):
+        result = run_cli("predict", source, "--format=json", "--top_k=10", str(tmp_path / "png"),
+                         *(["--tta=flip"] if source.startswith("--checkpoint") else []))
+        assert result.returncode == 0, result.stderr
+        answers = [{p["class"]: p["probability"] for p in answer["predictions"]} for answer in json.loads(result.stdout)]
+        got = np.array([[answer[name] for name in data.class_names] for answer in answers])
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    refused = run_cli("predict", f"--saved_model={export_dir}", "--tta=flip", str(tmp_path / "png"))
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        "error: --tta=flip applies to --checkpoint_dir; a SavedModel classifies as it was exported (export "
+        "--tta=flip builds the flip into it)"]

@@ -213,3 +213,22 @@ def test_flip_tta_equals_no_tta_on_a_mirror_symmetric_image_and_differs_on_anoth
     np.testing.assert_allclose(probabilities["flip"][0], probabilities[None][0], rtol=1e-5, atol=1e-7)
     assert not np.allclose(probabilities["flip"][1], probabilities[None][1], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(probabilities["flip"][1].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_checkpoint_with_variables_the_model_lacks_is_refused_naming_one(tmp_path):
+    # E.g. a resnet written before its convs lost their biases: restoring the rest would mix models.
+    from cnn_tf.checkpoints import check_compatible
+
+    path = str(tmp_path / "model.ckpt")
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        weights = tf.compat.v1.get_variable("resnet/conv1/weights", [3, 3, 1, 4])
+        slot = tf.compat.v1.get_variable("resnet/conv1/weights/Momentum", [3, 3, 1, 4])
+        biases = tf.compat.v1.get_variable("resnet/conv1/biases", [4])
+        other = tf.compat.v1.get_variable("nan_guard/rollbacks", [])
+        sess.run(tf.compat.v1.global_variables_initializer())
+        tf.compat.v1.train.Saver().save(sess, path)
+        check_compatible(path, [weights, slot, biases, other])  # the same variables: fine
+        check_compatible(path, [weights, biases])  # a slot of a variable, another scope: not strays
+        with pytest.raises(UserError, match=r"holds resnet/conv1/biases, which the model built here does not "
+                                            r"have: another model or an older version of it wrote it"):
+            check_compatible(path, [weights, slot])

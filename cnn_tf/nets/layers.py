@@ -105,8 +105,11 @@ def _conv(inputs, weights, stride, padding):
 @add_arg_scope
 def conv2d(inputs, num_outputs, kernel_size, stride=1, padding="SAME", activation_fn=tf.nn.relu,
            weights_initializer=None, weights_regularizer=None, use_batch_norm=False, is_training=True,
-           batch_norm_decay=0.99, outputs_collections=None, scope=None):
-    """conv -> bias_add (or batch norm) -> activation, in the order Grappler fuses."""
+           batch_norm_decay=0.99, use_bias=True, outputs_collections=None, scope=None):
+    """conv -> bias_add (or batch norm) -> activation, in the order Grappler fuses. `use_bias=False`
+    for a conv whose output a batch norm normalizes later (a pre-activation ResNet's): such a bias
+    has no use, and in bfloat16 its gradient, summed over the batch and the map in bfloat16, made it
+    drift faster than the batch norm's moving averages follow (chance accuracy in evaluation)."""
     kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
     with tf.compat.v1.variable_scope(scope, "Conv", [inputs]) as sc:
         in_channels = inputs.shape[-1]
@@ -119,7 +122,7 @@ def conv2d(inputs, num_outputs, kernel_size, stride=1, padding="SAME", activatio
         outputs = _conv(inputs, tf.cast(weights, inputs.dtype), stride, padding)
         if use_batch_norm:
             outputs = batch_norm(outputs, is_training, batch_norm_decay)
-        else:
+        elif use_bias:
             biases = tf.compat.v1.get_variable("biases", [num_outputs], initializer=tf.zeros_initializer())
             outputs = tf.nn.bias_add(outputs, tf.cast(biases, inputs.dtype))
         tf.compat.v1.add_to_collection(PRE_ACTIVATIONS, outputs)

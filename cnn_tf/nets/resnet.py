@@ -13,7 +13,8 @@ Networks", 2016; the CIFAR layout of "Deep Residual Learning", section 4.2), any
     logits                conv 1x1, num_classes, no activation           -> logits [N, C]
 
 depth = 6n + 2 (20, 32, 44, 56, 110: --resnet_depth), w = --resnet_width (16 in the paper). He
-initialization; batch norm inside every block (--batch_norm, on by default); no dropout.
+initialization; batch norm inside every block (--batch_norm, on by default); no dropout; no biases
+but the logits' (a batch norm follows every other conv).
 """
 import functools
 
@@ -35,9 +36,10 @@ def _block(net, channels, stride, is_training, scope):
             shortcut = net
         else:
             shortcut = conv2d(pre, channels, 1, stride=stride, activation_fn=None, use_batch_norm=False,
-                              scope="shortcut")
+                              use_bias=False, scope="shortcut")
         residual = conv2d(pre, channels, 3, stride=stride, scope="conv1")  # conv, BN, ReLU
-        residual = conv2d(residual, channels, 3, activation_fn=None, use_batch_norm=False, scope="conv2")
+        residual = conv2d(residual, channels, 3, activation_fn=None, use_batch_norm=False, use_bias=False,
+                          scope="conv2")
         return shortcut + residual
 
 
@@ -48,7 +50,9 @@ def resnet(images, num_classes=10, is_training=True, keep_prob=1.0, scope="resne
     if remainder or blocks < 1:
         raise ValueError(f"--resnet_depth={resnet_depth} is not 6n+2 (20, 32, 44, 56, 110)")
     with model_scope(scope, "resnet", images, is_training) as (sc, end_points):
-        net = conv2d(images, resnet_width, 3, activation_fn=None, use_batch_norm=False, scope="conv1")
+        # Every conv but the logits feeds a batch norm: no biases (see conv2d).
+        net = conv2d(images, resnet_width, 3, activation_fn=None, use_batch_norm=False, use_bias=False,
+                     scope="conv1")
         for stage, channels in enumerate((resnet_width, 2 * resnet_width, 4 * resnet_width), 1):
             for block in range(1, blocks + 1):
                 stride = 2 if stage > 1 and block == 1 else 1
