@@ -27,7 +27,7 @@ class Evaluator:
         self.data = load_dataset_for(cfg)
         if self.data.size(split) == 0:
             raise errors.UserError(f"the {split} split of {cfg.dataset} is empty; evaluate another --split")
-        self.g = build_graph_for(cfg, self.data, tta=None if tta == "none" else tta)
+        self.g = build_graph_for(cfg, self.data, tta=tta)
         self.g.graph.finalize()
         self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(cfg))
         with self.g.graph.as_default():  # a v1 FileWriter refuses eager mode

@@ -31,7 +31,7 @@ def export(cfg, run_dir, checkpoint_path, export_dir, tta="none"):
     data = load_dataset_for(cfg)
     g = build_inference_graph(cfg, data.image_shape, data.class_names,
                               data.pixel_mean if cfg.normalization == "mean" else None,
-                              tta=None if tta == "none" else tta)
+                              tta=tta)
     try:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{step}-", dir=os.path.dirname(final))

@@ -18,6 +18,7 @@ from cnn_tf.data.preprocess import normalize
 from cnn_tf.errors import UserError
 from cnn_tf.config import tower_devices
 from cnn_tf.fine_tuning import variables_to_train
+from cnn_tf.inference import averaged_over_mirrors
 from cnn_tf.optimization import after_updates, optimizer_for, decay_weights, train_op_over_towers
 from cnn_tf.nets import get_network_fn, model_options
 from cnn_tf.nets.layers import PRE_ACTIVATIONS, InputSizeError
@@ -77,7 +78,7 @@ def effective_precision(cfg):
     return "float32"
 
 
-def build_graph_for(cfg, data, cluster=None, tta=None):
+def build_graph_for(cfg, data, cluster=None, tta="none"):
     """The graph for dataset `data` (a `cnn_tf.data.Dataset`) under run configuration `cfg`."""
     return build_graph(cfg, data.image_shape, data.num_classes, data.size("train"),
                        pixel_mean=data.pixel_mean if cfg.normalization == "mean" else None,
@@ -85,7 +86,7 @@ def build_graph_for(cfg, data, cluster=None, tta=None):
 
 
 def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=None, precision=None, cluster=None,
-                pipeline=InputPipeline, tta=None):
+                pipeline=InputPipeline, tta="none"):
     """Returns a namespace of the graph and its named tensors and ops; see the module docstring.
 
     `cfg`: a `cnn_tf.config.RunConfig`. `pixel_mean`: per-channel mean subtracted from `image:0`'s
@@ -180,17 +181,16 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
     return g
 
 
-def _inference_tower(g, model, tta=None):
+def _inference_tower(g, model, tta="none"):
     """The tower evaluation and prediction use; its tensors get the names a user looks up. With
     `tta="flip"` its logits are the log of the mean of the image's and its mirror's probabilities."""
     with tf.compat.v1.name_scope("inference"), \
             tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
         logits, end_points = model(g.model_input, is_training=False)
         if tta == "flip":
-            with tf.compat.v1.name_scope("mirrored"):
-                mirrored, _ = model(tf.reverse(g.model_input, [2]), is_training=False)
-                mean = (tf.nn.softmax(logits) + tf.nn.softmax(mirrored)) / 2.0
-                logits = tf.math.log(tf.maximum(mean, 1e-30))
+            mean = averaged_over_mirrors(tf.nn.softmax(logits), lambda x: model(x, is_training=False)[0],
+                                         g.model_input, tta)
+            logits = tf.math.log(tf.maximum(mean, 1e-30))
         inference = _head(g.label, logits, end_points)
     g.logits, g.predictions, g.loss, g.accuracy, g.end_points = (
         tf.identity(inference.logits, name="logits"), tf.identity(inference.predictions, name="predictions"),

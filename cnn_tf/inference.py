@@ -11,7 +11,17 @@ from cnn_tf.data.preprocess import decode, normalize, scale_pixels
 from cnn_tf.nets import get_network_fn, model_options
 
 
-def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta=None):
+def averaged_over_mirrors(probabilities, logits_of, images, tta="none"):
+    """`tta="flip"`: the mean of `probabilities` (of `images`, NHWC) and of the mirrored images'
+    (`logits_of(mirrored)`, on the same variables); else `probabilities` as they are. One place for
+    evaluate's inference tower and for export / predict."""
+    if tta != "flip":
+        return probabilities
+    with tf.compat.v1.name_scope("mirrored"):
+        return (probabilities + tf.nn.softmax(logits_of(tf.reverse(images, [2])))) / 2.0
+
+
+def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta="none"):
     """Returns a namespace: `graph`, `encoded` (tf.string [N]: PNG/JPEG/BMP/GIF bytes) and `images`
     (uint8 [N, H, W, C]) placeholders, `from_files` and `from_arrays` ({probabilities, classes,
     class_names} for each), and `saver` for the model's variables, named as in training."""
@@ -24,16 +34,12 @@ def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta=No
                                     **{name: getattr(cfg, name) for name in model_options(cfg.model)})
         names = tf.constant(g.class_names)
 
-        def classify(pixels, reuse):
+        def logits_of(pixels, reuse=True):
             with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=reuse):
-                logits, _ = network_fn(normalize(pixels, pixel_mean), is_training=False, keep_prob=1.0)
-                probabilities = tf.nn.softmax(logits)
-            if tta == "flip":
-                with tf.compat.v1.name_scope("mirrored"), \
-                        tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):
-                    mirrored, _ = network_fn(normalize(tf.reverse(pixels, [2]), pixel_mean), is_training=False,
-                                             keep_prob=1.0)
-                    probabilities = (probabilities + tf.nn.softmax(mirrored)) / 2.0
+                return network_fn(normalize(pixels, pixel_mean), is_training=False, keep_prob=1.0)[0]
+
+        def classify(pixels, reuse):
+            probabilities = averaged_over_mirrors(tf.nn.softmax(logits_of(pixels, reuse)), logits_of, pixels, tta)
             classes = tf.argmax(probabilities, 1)
             return {"probabilities": probabilities, "classes": classes,
                     "class_names": tf.gather(names, classes)}

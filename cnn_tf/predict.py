@@ -48,7 +48,7 @@ class CheckpointClassifier:
         data = load_dataset_for(cfg)
         self.g = build_inference_graph(cfg, data.image_shape, data.class_names,
                                        data.pixel_mean if cfg.normalization == "mean" else None,
-                                       tta=None if tta == "none" else tta)
+                                       tta=tta)
         self.g.graph.finalize()
         self.sess = tf.compat.v1.Session(graph=self.g.graph)
         restore(self.sess, self.g, path)

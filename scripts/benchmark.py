@@ -307,11 +307,10 @@ def times_to_accuracy(only=()):
     for config_path, target, precisions in TIME_TO_ACCURACY:
         if only and config_path not in only:
             continue
-        text = open(os.path.join(ROOT, config_path)).read()
-        model = re.search(r"^--model=(\S+)", text, re.M).group(1)
+        cfg = config.load_config(os.path.join(ROOT, config_path))
         for precision in precisions:
-            shown = precision or re.search(r"^--precision=(\S+)", text, re.M).group(1)
-            row = {"config": config_path, "model": model, "target": target, "precision": shown}
+            shown = precision or cfg.precision
+            row = {"config": config_path, "model": cfg.model, "target": target, "precision": shown}
             if shown == "mixed_bfloat16" and not cpu_has_bfloat16():  # train would fall back to float32
                 row["result"] = "not measured: this CPU has no bfloat16 instructions"
             else:

@@ -199,19 +199,19 @@ def test_flip_tta_equals_no_tta_on_a_mirror_symmetric_image_and_differs_on_anoth
     lopsided = rng.random((4, 28, 28, 1)).astype(np.float32)
     probabilities = {}
     path = str(tmp_path / "model.ckpt")
-    for tta in (None, "flip"):
+    for tta in ("none", "flip"):
         g = build_graph(cfg, (28, 28, 1), 10, 100, tta=tta)
         with g.graph.as_default():
             softmax = tf.nn.softmax(g.logits)
         with tf.compat.v1.Session(graph=g.graph) as sess:
-            if tta is None:
+            if tta == "none":
                 sess.run(g.init_op)
                 g.saver.save(sess, path)
             else:
                 g.saver.restore(sess, path)  # the same weights
             probabilities[tta] = [sess.run(softmax, {g.image: x}) for x in (symmetric, lopsided)]
-    np.testing.assert_allclose(probabilities["flip"][0], probabilities[None][0], rtol=1e-5, atol=1e-7)
-    assert not np.allclose(probabilities["flip"][1], probabilities[None][1], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(probabilities["flip"][0], probabilities["none"][0], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(probabilities["flip"][1], probabilities["none"][1], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(probabilities["flip"][1].sum(axis=1), 1.0, rtol=1e-5)
 
 
