@@ -92,4 +92,9 @@ def main(configs):
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        sys.exit(print(__doc__.split("\n\n")[1].strip()))
+    missing = [c for c in sys.argv[1:] if not os.path.isfile(os.path.join(ROOT, c))]
+    if missing:
+        sys.exit(f"error: {missing[0]}: no such config file (give paths like configs/X.cfg, from {ROOT})")
     main(sys.argv[1:] or REAL_DATA_CONFIGS)

@@ -70,3 +70,13 @@ def test_time_to_accuracy_finds_the_first_checkpoint_at_the_target_and_the_readm
     assert merged[-2] == "| `configs/three_conv_fashion_mnist.cfg` | float32 | old |"
     assert merged[-1].startswith("| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | 0.5 | ")
     assert f"| {reached['epochs']} | {reached['test_accuracy']:.4f} |" in merged[-1]
+
+
+def test_results_script_refuses_a_config_that_is_not_there_in_one_line_and_changes_nothing():
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    result = subprocess.run([sys.executable, "scripts/results.py", "configs/resnet_fashion_mnist_fast.cfg",
+                             "configs/nope.cfg"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"error: configs/nope.cfg: no such config file (give paths like configs/X.cfg, from {ROOT})"]
+    assert open(os.path.join(ROOT, "README.md")).read() == readme
