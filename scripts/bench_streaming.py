@@ -10,8 +10,8 @@
    evaluation batch's activations its largest other cost: both are set below the small folder's
    splits, so that both runs fill them.
 2. CIFAR-10-sized data (`--cifar_size` 32x32x3 training images in CIFAR-10's binary layout, plus
-   10,000 test images), three_conv for one epoch in memory and streamed: images/s of each (goal:
-   streaming >= 90% of memory).
+   `--cifar_test_size` test images, 10,000 as CIFAR-10's), three_conv for one epoch in memory and
+   streamed: images/s of each (goal: streaming >= 90% of memory).
 Every training runs in its own process; its peak RSS comes from wait4. Writes bench/streaming.json
 and bench/streaming.md (and, with --update_readme, the README's table).
 """
@@ -41,6 +41,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="5000,40000", help="images in each generated JPEG folder")
     p.add_argument("--cifar_size", type=int, default=50000, help="training images of the CIFAR-10-sized data")
+    p.add_argument("--cifar_test_size", type=int, default=10000, help="its test images (CIFAR-10 has 10,000)")
     p.add_argument("--shuffle_buffer", type=int, default=2000,
                    help="--shuffle_buffer of the folders' streamed runs: below the small folder's training split, "
                    "so both runs hold a full buffer (the one cost of streaming that grows, up to its size)")
@@ -152,7 +153,7 @@ def main(args):
             shutil.rmtree(folder + ".records")
         cifar = os.path.join(work, "cifar")
         print(f"generating CIFAR-10-sized data ({args.cifar_size:,} training images) ...", flush=True)
-        write_cifar_layout(os.path.join(cifar, "cifar-10-batches-bin"), args.cifar_size)
+        write_cifar_layout(os.path.join(cifar, "cifar-10-batches-bin"), args.cifar_size, args.cifar_test_size)
         data = ["--dataset=cifar10", f"--data_dir={cifar}", f"--validation_size={min(5000, args.cifar_size // 10)}"]
         results["cifar"]["convert"] = convert(data, cifar + ".records")
         results["cifar"]["memory"] = train(data, os.path.join(work, "run_cifar_memory"))
