@@ -7,6 +7,7 @@ dataset, epochs, the printed test accuracy, the wall time of the training comman
 machine's CPU and core count. A config that augments with flips (--augment=flip_crop) is then also
 evaluated with `evaluate --tta=flip`, its own column. Rows of the other configs are kept.
 """
+import argparse
 import os
 import platform
 import re
@@ -92,9 +93,10 @@ def main(configs):
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        sys.exit(print(__doc__.split("\n\n")[1].strip()))
-    missing = [c for c in sys.argv[1:] if not os.path.isfile(os.path.join(ROOT, c))]
-    if missing:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("configs", nargs="*", help="default: the configs in REAL_DATA_CONFIGS")
+    configs = parser.parse_args().configs
+    missing = [c for c in configs if not os.path.isfile(os.path.join(ROOT, c))]
+    if missing:  # before any training: a typo last in the list must not cost the others' runs
         sys.exit(f"error: {missing[0]}: no such config file (give paths like configs/X.cfg, from {ROOT})")
-    main(sys.argv[1:] or REAL_DATA_CONFIGS)
+    main(configs or REAL_DATA_CONFIGS)

@@ -35,8 +35,7 @@ def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
 def test_the_streaming_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     result = subprocess.run(
         [sys.executable, "scripts/bench_streaming.py", "--sizes=60,120", "--cifar_size=600", "--cifar_test_size=200",
-         "--shuffle_buffer=40",
-         f"--out={tmp_path}"],
+         "--shuffle_buffer=40", f"--out={tmp_path}"],
         cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.load(open(tmp_path / "streaming.json"))
