@@ -2,31 +2,92 @@
 
 A checkpoint counts once the `checkpoint` state file lists it, and the state file is rewritten
 (atomically) only after the checkpoint's data, index and meta graph are all on disk. So whatever
-moment a process dies at, the latest listed checkpoint is complete; files of a save that did not
-finish, or of an old checkpoint whose deletion was cut short, are removed at the next start.
-Old checkpoints are forgotten through the state file too, which survives restarts
-(`tf.train.Saver` keeps that list in memory and forgets it when the process dies).
+moment a process dies at, the latest listed checkpoint is complete. Old checkpoints are forgotten
+through the state file too, which survives restarts (`tf.train.Saver` keeps that list in memory and
+forgets it when the process dies).
+
+The checkpoints/ folder is the user's as much as ours: only files named as a part of a checkpoint
+(`model.ckpt-<N>.index|.meta|.data-K-of-M`) or as the temporary files a save writes are ever
+deleted, and only when they are provably incomplete (`repair`). A state file that is missing, empty
+or unreadable is rebuilt from the complete checkpoints on disk: it is an index, never the only record.
 """
-import glob
 import json
 import os
 import re
 
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState  # the state file's proto
 
 from cnn_tf.errors import UserError
-from cnn_tf.traindir import write_atomic
+from cnn_tf.traindir import CHECKPOINT_NAME, write_atomic
 
 STATE_FILE = "checkpoint"
+# A checkpoint's parts, and the temporary files a save writes before renaming them into place:
+# TensorFlow's `<part>.tempstate<digits>` and `<prefix>_temp*/` folders, our own `<file>.<random>.tmp`.
+_PART = re.compile(r"^(?P<prefix>.+-(?P<step>\d+))\.(?P<part>index|meta|data-(?P<shard>\d{5})-of-(?P<shards>\d{5}))$")
+_TEMPORARY = re.compile(r"^(?:.+-\d+(?:\.(?:index|meta|data-\d{5}-of-\d{5}))?(?:\.tempstate\d+|\.[\w]{8}\.tmp|\.\d+\.tmp)"
+                        r"|.+-\d+_temp.*|checkpoint(?:\.[\w]{8}|\.\d+)\.tmp)$")
+
+
+def _read_state(checkpoint_dir):
+    """The paths the state file lists, oldest first; None if it is missing, empty or unreadable."""
+    path = os.path.join(checkpoint_dir, STATE_FILE)
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            text = f.read()
+        state = text_format.Parse(text, CheckpointState())
+    except (tf.errors.OpError, text_format.ParseError, UnicodeDecodeError, ValueError):
+        return None
+    if not state.model_checkpoint_path:
+        return None
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    if state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    return [p if os.path.isabs(p) or "://" in p else os.path.join(checkpoint_dir, p) for p in paths]
+
+
+def _parts(checkpoint_dir):
+    """{checkpoint prefix: set of its part names found}, for the files named as parts of a checkpoint."""
+    found = {}
+    try:
+        names = tf.io.gfile.listdir(checkpoint_dir)
+    except tf.errors.OpError:
+        return found
+    for name in names:
+        match = _PART.match(name.rstrip("/"))
+        if match:
+            found.setdefault(os.path.join(checkpoint_dir, match["prefix"]), set()).add(match["part"])
+    return found
+
+
+def _is_complete(parts):
+    """An index and every data shard it names: Saver.restore can read it (the meta graph is extra)."""
+    shards = [p for p in parts if p.startswith("data-")]
+    if "index" not in parts or not shards:
+        return False
+    count = int(shards[0].rsplit("-", 1)[1])
+    return {f"data-{i:05d}-of-{count:05d}" for i in range(count)} <= set(shards)
+
+
+def is_complete(path):
+    """Whether checkpoint `path` (a prefix) has its index and every data shard on disk."""
+    return _is_complete(_parts(os.path.dirname(path)).get(path, ()))
+
+
+def on_disk(checkpoint_dir):
+    """Paths of the complete checkpoints found in `checkpoint_dir` (named model.ckpt-<N>), oldest first."""
+    complete = [p for p, parts in _parts(checkpoint_dir).items()
+                if _is_complete(parts) and os.path.basename(p).startswith(CHECKPOINT_NAME + "-")]
+    return sorted(complete, key=step_of)
 
 
 def listed(checkpoint_dir):
-    """Paths of the complete checkpoints in `checkpoint_dir`, oldest first."""
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
-    if not state:
-        return []
-    # get_checkpoint_state joins the state file's relative names to checkpoint_dir (any filesystem).
-    paths = list(state.all_model_checkpoint_paths)
+    """Paths of the complete checkpoints in `checkpoint_dir`, oldest first: those the state file lists,
+    or, when it is missing, empty or unreadable, those on disk."""
+    paths = _read_state(checkpoint_dir)
+    if paths is None:
+        return on_disk(checkpoint_dir)
     return [p for p in paths if tf.io.gfile.exists(p + ".index")]
 
 
@@ -36,28 +97,63 @@ def latest(checkpoint_dir):
 
 
 def step_of(path):
-    return int(path.rsplit("-", 1)[1])
+    """The global step of checkpoint `path` (a prefix model.ckpt-N, or one of its files)."""
+    match = re.search(r"-(\d+)(?:\.(?:index|meta|data-\d{5}-of-\d{5}))?$", path)
+    if not match:
+        raise UserError(f"{path} is not a checkpoint of cnn_tf: its name does not end in -<global step>, "
+                        "as DIR/checkpoints/model.ckpt-N does")
+    return int(match.group(1))
 
 
-def remove_incomplete(checkpoint_dir):
-    """Deletes what a killed save left behind: files of checkpoints the state file does not list,
-    Saver's `*_temp*` directories and our `*.tmp` files. Returns the names it removed."""
+def prefix_of(path):
+    """A checkpoint's prefix from the prefix itself or any of its files (.index, .meta, .data-*)."""
+    return re.sub(r"\.(?:index|meta|data-\d{5}-of-\d{5})$", "", path)
+
+
+def repair(checkpoint_dir):
+    """Before a training process restores: deletes the files of checkpoints that are provably
+    incomplete (parts named model.ckpt-<N>.* without an index or missing a data shard) and the
+    temporary files of a save cut short; lists the complete checkpoints the state file lacks (a save
+    killed just before listing it, a rotation killed before deleting one, a state file lost), by step.
+    Nothing else is touched. Returns one line per thing done, for a warning."""
     if not tf.io.gfile.isdir(checkpoint_dir):
         return []
-    keep = {os.path.basename(p) for p in listed(checkpoint_dir)}
+    notes, removed = [], []
+    for prefix, parts in sorted(_parts(checkpoint_dir).items()):
+        if not _is_complete(parts) and os.path.basename(prefix).startswith(CHECKPOINT_NAME + "-"):
+            for part in sorted(parts):
+                tf.io.gfile.remove(f"{prefix}.{part}")
+                removed.append(f"{os.path.basename(prefix)}.{part}")
+    removed += _remove_temporaries(checkpoint_dir)
+    if removed:
+        notes.append(f"removed the files of a checkpoint save that did not finish: {', '.join(removed)}")
+    state = _read_state(checkpoint_dir)
+    complete = on_disk(checkpoint_dir)
+    if state is None and complete:
+        _write_state(checkpoint_dir, complete)
+        notes.append(f"the state file {os.path.join(checkpoint_dir, STATE_FILE)} was missing, empty or unreadable: "
+                     f"rebuilt it from the {len(complete)} complete checkpoints on disk (the latest: "
+                     f"{os.path.basename(complete[-1])})")
+    elif state is not None:
+        known = [p for p in state if tf.io.gfile.exists(p + ".index")]
+        unlisted = [p for p in complete if p not in known]
+        if unlisted:  # a save killed before listing it, or a rotation before deleting it: --max_num_checkpoint
+            _write_state(checkpoint_dir, sorted(known + unlisted, key=step_of))  # applies at the next save
+            notes.append(f"listed {', '.join(os.path.basename(p) for p in unlisted)}: complete on disk, but "
+                         "the state file did not name it (a save or clean-up was cut short)")
+    return notes
+
+
+def _remove_temporaries(checkpoint_dir, prefix=None):
+    """Deletes the temporary files of saves (of checkpoint `prefix` only, if given); returns their names."""
     removed = []
+    start = os.path.basename(prefix) if prefix else (CHECKPOINT_NAME + "-", STATE_FILE + ".")
     for name in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(checkpoint_dir)):
-        if name == STATE_FILE:
-            continue
-        match = re.match(r"(.*?-\d+)(\.(index|meta|data-\d+-of-\d+))$", name)
-        if match and match.group(1) in keep:
-            continue
-        path = os.path.join(checkpoint_dir, name)
-        if tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
-        else:
-            tf.io.gfile.remove(path)
-        removed.append(name)
+        if _TEMPORARY.match(name) and name.startswith(start) and (
+                not prefix or re.match(re.escape(start) + r"[._]", name)):
+            path = os.path.join(checkpoint_dir, name)
+            tf.io.gfile.rmtree(path) if tf.io.gfile.isdir(path) else tf.io.gfile.remove(path)
+            removed.append(name)
     return removed
 
 
@@ -70,8 +166,10 @@ def _write_state(checkpoint_dir, paths):
 
 
 def _remove_checkpoint(path):
-    for name in tf.io.gfile.glob(glob.escape(path) + ".*"):
-        tf.io.gfile.remove(name)
+    """The parts of checkpoint `path` (and nothing else that starts with its name), the index first: a
+    reader sees the checkpoint gone, never half there."""
+    for part in sorted(_parts(os.path.dirname(path)).get(path, ()), key=lambda part: part != "index"):
+        tf.io.gfile.remove(f"{path}.{part}")
 
 
 def save(sess, g, prefix, step, max_to_keep):
@@ -93,8 +191,9 @@ def save(sess, g, prefix, step, max_to_keep):
         kept = [p for p in previous if p != path][-(max_to_keep - 1):] if max_to_keep > 1 else []
         _write_state(checkpoint_dir, kept + [path])
     except (tf.errors.OpError, OSError) as e:
-        if latest(checkpoint_dir) != path:
-            remove_incomplete(checkpoint_dir)
+        if latest(checkpoint_dir) != path:  # this process's own save, cut short: its files go
+            _remove_checkpoint(path)
+            _remove_temporaries(checkpoint_dir, path)
         message = e.message if isinstance(e, tf.errors.OpError) else str(e)
         intact = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
         raise UserError(f"could not write checkpoint {path}: {message.splitlines()[0]} (is the disk full?); "

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from cnn_tf import checkpoints, config
 from cnn_tf.errors import UserError
+from cnn_tf.manifest import RunManifest
 from cnn_tf.traindir import TrainDir
 
 FLAGS = flags.FLAGS
@@ -116,9 +117,38 @@ def load_run(checkpoint_dir, overrides=None):
     return run_dir, cfg.resolved()
 
 
+def run_record(run_dir, cfg):
+    """The train dir's run manifest (cnn_tf.manifest): its class names, image shape and pixel mean.
+    A train dir written before manifests has it derived from the data, as it is now, and not saved
+    (readers write nothing; the next resume records it)."""
+    record = RunManifest.read(run_dir.run_json)
+    if record is None:
+        from cnn_tf.data import load_dataset_for
+
+        print(f"note: {run_dir.path} has no run.json (it was written before run manifests): reading the data for "
+              "its class names, shape and mean; resuming training once records them", file=sys.stderr, flush=True)
+        record = RunManifest.of(cfg, load_dataset_for(cfg))
+    return record
+
+
 def checkpoint_to_read(run_dir, checkpoint_path=None):
     """--checkpoint_path, or the train dir's latest complete checkpoint."""
     path = checkpoint_path or checkpoints.latest(run_dir.checkpoints)
     if not path:
         raise UserError(f"no checkpoint in {run_dir.checkpoints}; train first, or pass --checkpoint_path")
     return path
+
+
+def with_checkpoint(run_dir, checkpoint_path, use, attempts=5):
+    """`use(path)` of --checkpoint_path, or of the latest checkpoint; returns (its result, path). A
+    latest checkpoint that a running training deletes while it is read (--max_num_checkpoint) is no
+    error: the new latest is read instead."""
+    for _ in range(attempts - 1):
+        path = checkpoint_to_read(run_dir, checkpoint_path)
+        try:
+            return use(path), path
+        except (UserError, tf.errors.OpError):
+            if checkpoint_path or checkpoints.is_complete(path):
+                raise
+    path = checkpoint_to_read(run_dir, checkpoint_path)
+    return use(path), path

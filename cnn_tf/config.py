@@ -455,6 +455,17 @@ def check_resume(cfg, saved):
                             "use another --train_dir")
 
 
+def remembered(cfg, saved, given):
+    """A resumed run's data choices that were not given again (`given`: the names of the flags given
+    on the command line or in a flagfile) are the ones it started with, in its flags.cfg `saved`:
+    where the data is, --skip_bad_images, --augment, ... (the must-match ones are checked instead)."""
+    if given is None:
+        return cfg
+    keep = {f.name: getattr(saved, f.name) for f in dataclasses.fields(RunConfig)
+            if f.metadata["group"] in (DATA, SOURCES) and not f.metadata["must_match"] and f.name not in given}
+    return cfg.replace(**keep)
+
+
 def tower_devices(cfg):
     """The devices of the model's towers: /gpu:0.. or /cpu:0.. (see session_config)."""
     kind = "gpu" if cfg.device == "gpu" else "cpu"

@@ -8,26 +8,41 @@ writes, as it is written, until training finishes or --watch_timeout passes with
 import dataclasses
 import json
 import os
+import sys
 import time
 
 import tensorflow as tf
 from absl import flags
 
 from cnn_tf import checkpoints, cli, config, errors
-from cnn_tf.data import load_dataset_for
+from cnn_tf.data import load_split_for
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics, visual_summaries
 from cnn_tf.graph import build_graph_for
+from cnn_tf.manifest import RunManifest
 from cnn_tf.traindir import TrainDir, write_atomic
+
 
 class Evaluator:
     """The data and graph of a train dir, built once; evaluates any of its checkpoints."""
 
     def __init__(self, run_dir, cfg, split, tta="none"):
         self.run_dir, self.cfg, self.split, self.tta = run_dir, cfg, split, tta
-        self.data = load_dataset_for(cfg)
+        # The run's record gives the classes, shape and mean; only the split evaluated is read (an
+        # image folder's recorded members of it), and it must be the split the run recorded.
+        record = RunManifest.read(run_dir.run_json)
+        self.data = load_split_for(cfg, record, split)
+        if record is None:
+            print(f"note: {run_dir.path} has no run.json (it was written before run manifests): its classes and "
+                  "splits are taken from the data as it is now; resuming training once records them",
+                  file=sys.stderr, flush=True)
+            record = RunManifest.of(cfg, self.data)
+        elif split in record.splits and (changes := record.changes(self.data, [split])):
+            raise errors.UserError(f"{cfg.data_dir or self.data.source}: {'; '.join(changes)}; this is not the data "
+                                   f"{run_dir.path} recorded (run.json): point --data_dir at the run's data")
+        self.class_names = record.class_names
         if self.data.size(split) == 0:
             raise errors.UserError(f"the {split} split of {cfg.dataset} is empty; evaluate another --split")
-        self.g = build_graph_for(cfg, self.data, tta=tta)
+        self.g = build_graph_for(cfg, record, self.data.pipeline, tta=tta)
         self.g.graph.finalize()
         self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(cfg))
         with self.g.graph.as_default():  # a v1 FileWriter refuses eager mode
@@ -42,13 +57,13 @@ class Evaluator:
         step = checkpoints.restore(self.sess, self.g, checkpoint_path)
         metrics, summary = evaluate_split(self.sess, self.g, self.data.split(self.split), self.cfg.eval_batch_size,
                                           details=True)
-        for serialized in [summary, *visual_summaries(metrics, self.data.class_names)]:
+        for serialized in [summary, *visual_summaries(metrics, self.class_names)]:
             self.writer.add_summary(serialized, step)
         self.writer.flush()
         result = {
             "checkpoint_path": checkpoint_path, "global_step": step, "dataset": self.cfg.dataset,
             "split": self.split, "tta": self.tta, "num_examples": metrics["count"], "accuracy": metrics["accuracy"],
-            "loss": metrics["loss"], "per_class": per_class_metrics(metrics["confusion"], self.data.class_names),
+            "loss": metrics["loss"], "per_class": per_class_metrics(metrics["confusion"], self.class_names),
             "confusion_matrix": metrics["confusion"].tolist(),
         }
         tf.io.gfile.makedirs(self.run_dir.eval)
@@ -58,10 +73,10 @@ class Evaluator:
 
 def evaluate_once(opts, overrides):
     run_dir, cfg = cli.load_run(opts.checkpoint_dir, overrides)
-    path = cli.checkpoint_to_read(run_dir, opts.checkpoint_path)
+    cli.checkpoint_to_read(run_dir, opts.checkpoint_path)  # before the data is read: is there any?
     evaluator = Evaluator(run_dir, cfg, opts.split, opts.tta)
     try:
-        result = evaluator.evaluate(path)
+        result, path = cli.with_checkpoint(run_dir, opts.checkpoint_path, evaluator.evaluate)
     finally:
         evaluator.close()
     split = opts.split
@@ -107,8 +122,8 @@ def watch(opts, overrides):
             for path in new:
                 try:
                     result = evaluator.evaluate(path)
-                except errors.UserError:
-                    if tf.io.gfile.exists(path + ".index"):
+                except (errors.UserError, tf.errors.OpError):
+                    if checkpoints.is_complete(path):
                         raise
                     print(f"{path} was deleted (--max_num_checkpoint) before it could be evaluated", flush=True)
                     done.add(checkpoints.step_of(path))

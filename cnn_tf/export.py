@@ -16,22 +16,19 @@ import tensorflow as tf
 from absl import flags
 
 from cnn_tf import checkpoints, cli, config
-from cnn_tf.data import load_dataset_for
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
 
 
-def export(cfg, run_dir, checkpoint_path, export_dir, tta="none"):
-    """Writes the SavedModel of `checkpoint_path`; returns its folder."""
+def export(cfg, run_dir, record, checkpoint_path, export_dir, tta="none"):
+    """Writes the SavedModel of `checkpoint_path` of the run `record` describes (its
+    cnn_tf.manifest.RunManifest: classes, shape, mean); returns its folder."""
     step = checkpoints.step_of(checkpoint_path)
     final = os.path.join(os.path.abspath(export_dir), str(step))
     if os.path.exists(final):
         raise UserError(f"{final} already exists: a version is never overwritten; delete it or pass another "
                         "--export_dir")
-    data = load_dataset_for(cfg)
-    g = build_inference_graph(cfg, data.image_shape, data.class_names,
-                              data.pixel_mean if cfg.normalization == "mean" else None,
-                              tta=tta)
+    g = build_inference_graph(cfg, record.image_shape, record.class_names, record.mean_to_subtract(), tta=tta)
     try:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{step}-", dir=os.path.dirname(final))
@@ -41,7 +38,7 @@ def export(cfg, run_dir, checkpoint_path, export_dir, tta="none"):
         with tempfile.TemporaryDirectory() as assets, g.graph.as_default(), tf.compat.v1.Session() as sess:
             restore(sess, g, checkpoint_path)
             with open(os.path.join(assets, "class_names.txt"), "w") as f:
-                f.write("".join(name + "\n" for name in data.class_names))
+                f.write("".join(name + "\n" for name in record.class_names))
             shutil.copy(run_dir.flags_cfg, os.path.join(assets, "flags.cfg"))
             for name in ("class_names.txt", "flags.cfg"):
                 tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS,
@@ -68,8 +65,9 @@ def main(argv):
     if not opts.export_dir:
         raise UserError("--export_dir is required: where the SavedModel's versions go")
     run_dir, cfg = cli.load_run(opts.checkpoint_dir, config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES))
-    path = cli.checkpoint_to_read(run_dir, opts.checkpoint_path)
-    final = export(cfg, run_dir, path, opts.export_dir, opts.tta)
+    record = cli.run_record(run_dir, cfg)
+    final, path = cli.with_checkpoint(run_dir, opts.checkpoint_path,
+                                      lambda path: export(cfg, run_dir, record, path, opts.export_dir, opts.tta))
     tta = "" if opts.tta == "none" else f"; test-time augmentation: {opts.tta}"
     print(f"exported {path} to {final} (signatures serving_default: image files, predict_images: uint8 "
           f"arrays{tta})")

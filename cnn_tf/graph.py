@@ -78,11 +78,12 @@ def effective_precision(cfg):
     return "float32"
 
 
-def build_graph_for(cfg, data, cluster=None, tta="none"):
-    """The graph for dataset `data` (a `cnn_tf.data.Dataset`) under run configuration `cfg`."""
-    return build_graph(cfg, data.image_shape, data.num_classes, data.size("train"),
-                       pixel_mean=data.pixel_mean if cfg.normalization == "mean" else None,
-                       precision=effective_precision(cfg), cluster=cluster, pipeline=data.pipeline, tta=tta)
+def build_graph_for(cfg, record, pipeline=InputPipeline, cluster=None, tta="none"):
+    """The graph under run configuration `cfg` for the data the run manifest `record` (a
+    cnn_tf.manifest.RunManifest) describes, entering through the dataset's `pipeline`."""
+    return build_graph(cfg, tuple(record.image_shape), record.num_classes, record.size("train"),
+                       pixel_mean=record.mean_to_subtract(), precision=effective_precision(cfg), cluster=cluster,
+                       pipeline=pipeline, tta=tta)
 
 
 def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=None, precision=None, cluster=None,

@@ -17,7 +17,6 @@ import tqdm
 from absl import flags, logging
 
 from cnn_tf import cli, config
-from cnn_tf.data import load_dataset_for
 from cnn_tf.data.preprocess import EXTENSIONS
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
@@ -44,15 +43,12 @@ def image_files(paths):
 class CheckpointClassifier:
     def __init__(self, checkpoint_dir, checkpoint_path, overrides, tta="none"):
         run_dir, cfg = cli.load_run(checkpoint_dir, overrides)
-        path = cli.checkpoint_to_read(run_dir, checkpoint_path)
-        data = load_dataset_for(cfg)
-        self.g = build_inference_graph(cfg, data.image_shape, data.class_names,
-                                       data.pixel_mean if cfg.normalization == "mean" else None,
-                                       tta=tta)
+        record = cli.run_record(run_dir, cfg)  # the trained class names, never the data folder's of today
+        self.g = build_inference_graph(cfg, record.image_shape, record.class_names, record.mean_to_subtract(), tta=tta)
         self.g.graph.finalize()
         self.sess = tf.compat.v1.Session(graph=self.g.graph)
-        restore(self.sess, self.g, path)
-        self.class_names = data.class_names
+        cli.with_checkpoint(run_dir, checkpoint_path, lambda path: restore(self.sess, self.g, path))
+        self.class_names = record.class_names
 
     def __call__(self, contents):
         return self.sess.run(self.g.from_files["probabilities"], {self.g.encoded: contents})

@@ -17,32 +17,58 @@ from cnn_tf import checkpoints, cli, config, distributed
 from cnn_tf.callbacks import default_callbacks
 from cnn_tf.data import load_dataset_for
 from cnn_tf.data.pipeline import TrainFeed
+from cnn_tf.errors import UserError
 from cnn_tf.fine_tuning import WarmStart
 from cnn_tf.graph import build_graph_for
+from cnn_tf.lock import TrainDirLock
 from cnn_tf.loop import Trainer
+from cnn_tf.manifest import RunManifest
 from cnn_tf.traindir import TrainDir
 
 
-def train(cfg):
+def train(cfg, given=None):
     """Trains run configuration `cfg` (paths resolved); returns the test split's metrics (or None).
-    A stop by signal exits the process with 128 + the signal, after saying how to continue. In a
-    cluster (cnn_tf.distributed), a ps serves until the workers are done; only the chief (worker 0)
-    writes into the train dir."""
+    `given`: the names of the flags given this time; on a resume, the data choices not among them are
+    the ones the run started with (None: take `cfg` as it is). A stop by signal exits the process with
+    128 + the signal, after saying how to continue. In a cluster (cnn_tf.distributed), a ps serves
+    until the workers are done; only the chief (worker 0) writes into the train dir, and holds its lock."""
     cluster = distributed.cluster_from(cfg)
     if cluster and cluster.job_name == "ps":
         distributed.run_ps(cluster, config.session_config(cfg))
         return None
     chief = cluster is None or cluster.is_chief
+    lock = TrainDirLock(cfg.train_dir)
+    try:
+        if chief and tf.io.gfile.isdir(cfg.train_dir):  # before anything is read from it
+            lock.acquire()
+        return _train(cfg, given, cluster, chief, lock)
+    finally:
+        lock.release()
+
+
+def _train(cfg, given, cluster, chief, lock):
     run_dir = TrainDir(cfg.train_dir)
     resuming = bool(checkpoints.latest(run_dir.checkpoints))
     if resuming and tf.io.gfile.exists(run_dir.flags_cfg):
-        config.check_resume(cfg, config.load_config(run_dir.flags_cfg))
-    data = load_dataset_for(cfg)
-    g = build_graph_for(cfg, data, cluster)
+        saved = config.load_config(run_dir.flags_cfg)
+        cfg = config.remembered(cfg, saved, given)
+        config.check_resume(cfg, saved)
+    # A resume reads its data's record (an image folder is checked file by file before decoding).
+    record = RunManifest.read(run_dir.run_json) if resuming else None
+    data = load_dataset_for(cfg, record, cfg.train_dir)
+    if record is not None:
+        record.check(data, cfg.train_dir)
+    else:
+        record = RunManifest.of(cfg, data)
+    g = build_graph_for(cfg, record, data.pipeline, cluster)
     # Checked in full before the train dir is touched; a train dir with checkpoints resumes instead.
     warm_start = WarmStart(cfg, g) if cfg.warm_start_from and not resuming and chief else None
     if chief:
         run_dir.make()
+        lock.acquire()
+        if bool(checkpoints.latest(run_dir.checkpoints)) != resuming:
+            raise UserError(f"another process wrote checkpoints into {cfg.train_dir} while this one started; run "
+                            "the same command again to resume from them")
     feed = TrainFeed(g.pipeline, data.split("train"), cfg.batch_size, cfg.seed, cfg.augment,
                      padding=-1 if cfg.augment_padding is None else cfg.augment_padding,
                      **(dict(worker=cluster.task_index, num_workers=cluster.num_workers, sync=cluster.sync)
@@ -52,7 +78,7 @@ def train(cfg):
         server = distributed.start_server(cluster, config.session_config(cfg))
         distributed.add_cluster_ops(g, cluster)
         session = distributed.ClusterSession(cluster, server, config.session_config(cfg))
-    trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start, cluster), cfg.num_epochs,
+    trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start, cluster, record), cfg.num_epochs,
                       config.session_config(cfg), run_dir.checkpoints, initialize=warm_start, is_chief=chief,
                       session=session)
     trainer.train()
@@ -81,7 +107,9 @@ def stopped(trainer, run_dir):
 
 def main(argv):
     cli.no_arguments(argv)
-    train(config.from_flags(config.RunConfig, flags.FLAGS).resolved())
+    fields = dataclasses.fields(config.RunConfig)
+    train(config.from_flags(config.RunConfig, flags.FLAGS).resolved(),
+          given=set(config.given_flags(flags.FLAGS, fields)))
 
 
 def run():

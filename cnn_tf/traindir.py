@@ -1,6 +1,8 @@
 """The layout of a train dir, and the few file operations that must not leave half a file.
 
     <train_dir>/flags.cfg            the effective flags of the run (a flagfile)
+    <train_dir>/run.json             the run manifest: its data, classes, shape, mean (cnn_tf.manifest)
+    <train_dir>/lock                 held by the training process (cnn_tf.lock)
     <train_dir>/status.json          running | finished | stopped | failed, at which global step
     <train_dir>/checkpoints/         model.ckpt-<global_step>.*, checkpoint
     <train_dir>/summaries/train|test|eval
@@ -22,6 +24,7 @@ class TrainDir:
     def __init__(self, path):
         self.path = path
         self.flags_cfg = os.path.join(path, "flags.cfg")
+        self.run_json = os.path.join(path, "run.json")
         self.checkpoints = os.path.join(path, "checkpoints")
         self.eval = os.path.join(path, "eval")
         self.status_json = os.path.join(path, "status.json")

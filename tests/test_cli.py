@@ -41,10 +41,16 @@ def test_train_learns_and_prints_test_accuracy(trained, data_dir):
 
 def test_train_dir_layout_and_flags_cfg(trained):
     train_dir, _ = trained
-    assert sorted(os.listdir(train_dir)) == ["checkpoints", "flags.cfg", "status.json", "summaries"]
+    assert sorted(os.listdir(train_dir)) == ["checkpoints", "flags.cfg", "run.json", "status.json", "summaries"]
     flags_cfg = open(os.path.join(train_dir, "flags.cfg")).read().splitlines()
     assert "--model=lenet" in flags_cfg and "--batch_size=64" in flags_cfg
     assert f"--train_dir={train_dir}" in flags_cfg
+    record = json.load(open(os.path.join(train_dir, "run.json")))  # the run manifest (cnn_tf.manifest)
+    assert record["dataset"] == "mnist" and record["class_names"] == [str(d) for d in range(10)]
+    assert record["image_shape"] == [28, 28, 1] and record["files"] is None
+    assert {name: split["size"] for name, split in record["splits"].items()} == {"train": 1000, "validation": 200,
+                                                                                 "test": 300}
+    assert all(len(split["sha256"]) == 64 for split in record["splits"].values())
 
 
 def test_checkpoints_every_epoch_with_meta_graph_and_all_state(trained):

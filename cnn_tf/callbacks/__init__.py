@@ -21,10 +21,11 @@ from cnn_tf.callbacks.summaries import EventWriters, RunSummary, TrainSummaries
 from cnn_tf.callbacks.validation import FinalEvaluation, Validation
 
 
-def default_callbacks(cfg, run_dir, data, warm_start=None, cluster=None):
+def default_callbacks(cfg, run_dir, data, warm_start=None, cluster=None, record=None):
     """The callbacks of a training run of configuration `cfg` in TrainDir `run_dir` on `data`
     (`warm_start`: the run's cnn_tf.fine_tuning.WarmStart, if it has one; `cluster`: this process's
-    cnn_tf.distributed.Cluster, if any)."""
+    cnn_tf.distributed.Cluster, if any; `record`: the run's cnn_tf.manifest.RunManifest, written
+    into the train dir when it has none)."""
     return [
         StartupSummary(cfg, data, warm_start, cluster),
         TrainSummaries(cfg.summary_every_n_steps),
@@ -34,7 +35,7 @@ def default_callbacks(cfg, run_dir, data, warm_start=None, cluster=None):
         RunSummary(cfg, run_dir, config.flagfile_text(cfg)),
         Checkpoint(cfg.max_num_checkpoint),
         FinalEvaluation(data, cfg.eval_batch_size, run_dir),
-        RunStatus(run_dir, cfg),
+        RunStatus(run_dir, cfg, record),
         Progress(enabled=cfg.progress),
         *([Heartbeat(cluster)] if cluster and cluster.sync else []),
         StopOnSignal(),

@@ -1,5 +1,6 @@
 """A checkpoint after every epoch and where a stop request lands, in cnn_tf.checkpoints' crash-safe order."""
 import os
+import sys
 
 from cnn_tf import checkpoints, errors
 from cnn_tf.loop import Callback
@@ -10,7 +11,7 @@ class Checkpoint(Callback):
     """Saves `<trainer.checkpoint_dir>/model.ckpt-<global step>` after each epoch and when the run
     stops mid-epoch, keeping `max_to_keep`. Never saves weights that are not finite (the NaN guard
     runs first and handles them; without one, that is an error). At start, removes what a killed
-    save left behind."""
+    save left behind (before the session restores the latest checkpoint)."""
 
     chief_only = True
 
@@ -20,9 +21,8 @@ class Checkpoint(Callback):
     def setup(self, trainer):
         super().setup(trainer)
         self.prefix = os.path.join(trainer.checkpoint_dir, CHECKPOINT_NAME)
-
-    def before_train(self):
-        checkpoints.remove_incomplete(self.trainer.checkpoint_dir)
+        for note in checkpoints.repair(trainer.checkpoint_dir):
+            print(f"warning: {note}", file=sys.stderr, flush=True)
 
     def _save(self):
         t = self.trainer

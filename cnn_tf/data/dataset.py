@@ -2,6 +2,7 @@
 (A converted dataset streamed from TFRecord shards is cnn_tf.data.records.RecordDataset, with the
 same attributes and methods.)"""
 import dataclasses
+import hashlib
 
 import numpy as np
 
@@ -28,10 +29,16 @@ class Dataset:
     splits: dict  # split name -> (uint8 images [N, H, W, C], int64 labels [N])
     class_names: list
     source: str = ""  # where the files were read from, for people
+    # For the run manifest (cnn_tf.manifest): split name -> SHA-256 of its content, when the loader knows it
+    # from the files (else, of the arrays); an image folder's per-file digests and labels CSV's digest.
+    fingerprints: dict = None
+    files: dict = None
+    labels_file: dict = None
     pipeline = InputPipeline  # where its data enters a graph (cnn_tf.data.pipeline)
 
     def __post_init__(self):
         self.splits = {name: (aligned(images), labels) for name, (images, labels) in self.splits.items()}
+        self.fingerprints = dict(self.fingerprints or {})
 
     @property
     def num_classes(self):
@@ -39,7 +46,17 @@ class Dataset:
 
     @property
     def image_shape(self):
-        return tuple(self.splits["train"][0].shape[1:])
+        return tuple(next(iter(self.splits.values()))[0].shape[1:])
+
+    def fingerprint(self, name):
+        """SHA-256 of split `name`'s pixels and labels (computed once)."""
+        if name not in self.fingerprints:
+            images, labels = self.split(name)
+            digest = hashlib.sha256(str(images.shape).encode())
+            digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
+            digest.update(np.ascontiguousarray(labels, np.int64).tobytes())
+            self.fingerprints[name] = digest.hexdigest()
+        return self.fingerprints[name]
 
     @property
     def pixel_mean(self):

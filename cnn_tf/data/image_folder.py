@@ -7,12 +7,16 @@ Images are matched to CSV rows by id (the file name without its extension), neve
 order: a glob's order is not the CSV's. Every image is decoded with tf.io (PNG, JPEG, BMP, GIF),
 made RGB, or grayscale with `channels=1` (by default when every image is grey), and resized to a
 square `image_size`. The splits are drawn per class from the seed, so
-the same flags always give the same train / validation / test images.
+the same flags always give the same train / validation / test images; once a run has started, its
+manifest (cnn_tf.manifest) records every file's digest and split, and a resume reads the splits from
+there after checking that no file was added, removed or changed.
 """
 import collections
 import csv
+import hashlib
 import os
 import sys
+import unicodedata
 
 import numpy as np
 import tensorflow as tf
@@ -173,6 +177,8 @@ def labelled_records(data_dir, labels_csv=None, class_names=None):
     else:
         records, found_classes, bad = _folder_records(data_dir)
     classes = list(class_names) if class_names else found_classes
+    check_class_names(classes, "--class_names" if class_names else
+                      (f"{labels_csv}: label" if labels_csv else f"{data_dir}: class folder"))
     index = {name: k for k, name in enumerate(classes)}
     for r in records:
         if r.label not in index:
@@ -183,6 +189,69 @@ def labelled_records(data_dir, labels_csv=None, class_names=None):
         raise UserError(f"{data_dir} has {len(classes)} class ({', '.join(classes) or 'none'}); "
                         "a classifier needs at least two")
     return records, classes, index, bad
+
+
+def check_class_names(names, where):
+    """A class name is one line of class_names.txt, a cell of a CSV, a label in TensorBoard: no line
+    breaks or other control characters, no leading or trailing space, none twice, none empty."""
+    seen = set()
+    for name in names:
+        if not name.strip() or name != name.strip() or any(unicodedata.category(c)[0] == "C" for c in name):
+            raise UserError(f"{where} {name!r} is not a usable class name (empty, spaces at an end, or a line break "
+                            "or other control character in it); rename it")
+        if name in seen:
+            raise UserError(f"{where} {name!r} is named twice; class names must be unique")
+        seen.add(name)
+
+
+def digest(path):
+    """{"size", "sha256"} of a file's bytes."""
+    with open(path, "rb") as f:
+        sha = hashlib.file_digest(f, "sha256").hexdigest()
+    return {"size": os.path.getsize(path), "sha256": sha}
+
+
+def relative(path, data_dir):
+    return os.path.relpath(path, data_dir).replace(os.sep, "/")
+
+
+def split_fingerprint(files, split):
+    """SHA-256 of a split's members: their relative paths, digests and labels, in order."""
+    lines = "".join(f"{rel}\t{f['sha256']}\t{f['label']}\n" for rel, f in sorted(files.items()) if f["split"] == split)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _folder_of(rel, data_dir):
+    return os.path.join(data_dir, os.path.dirname(rel)) if os.path.dirname(rel) else data_dir
+
+
+def changes(record, found, classes, data_dir, labels_digest=None):
+    """What differs between the files a run recorded (`record`, a cnn_tf.manifest.RunManifest) and
+    `found` ({relative path: digest} now), per folder: ["12 images added to data/pets/cats, 1 removed"]."""
+    if list(classes) != list(record.class_names):
+        added = [c for c in classes if c not in record.class_names]
+        gone = [c for c in record.class_names if c not in classes]
+        parts = ([f"classes added: {', '.join(added)}"] if added else []) + (
+            [f"classes gone: {', '.join(gone)}"] if gone else [])
+        return parts or [f"the classes are in another order: {', '.join(classes)}"]
+    if labels_digest and record.labels_csv and labels_digest["sha256"] != record.labels_csv["sha256"]:
+        return [f"{record.labels_csv['name']} changed (another label or row)"]
+    per_folder = collections.defaultdict(lambda: collections.Counter())
+    for rel in found.keys() - record.files.keys():
+        per_folder[_folder_of(rel, data_dir)]["added"] += 1
+    for rel in record.files.keys() - found.keys():
+        per_folder[_folder_of(rel, data_dir)]["removed"] += 1
+    for rel in found.keys() & record.files.keys():
+        if found[rel]["sha256"] != record.files[rel]["sha256"]:
+            per_folder[_folder_of(rel, data_dir)]["changed"] += 1
+    lines = []
+    for folder, counts in sorted(per_folder.items()):
+        words = [f"{counts[kind]} {kind}" for kind in ("added", "removed", "changed") if counts[kind]]
+        first = words[0].split(" ", 1)
+        lines.append(f"{first[0]} image{'s' if first[0] != '1' else ''} {first[1]} "
+                     f"{'to' if first[1] == 'added' else 'from' if first[1] == 'removed' else 'in'} {folder}"
+                     + "".join(f", {w}" for w in words[1:]))
+    return lines
 
 
 def report_bad(bad, skip_bad_images):
@@ -196,10 +265,23 @@ def report_bad(bad, skip_bad_images):
 
 
 def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channels=None, validation_fraction=0.1,
-         test_fraction=0.1, skip_bad_images=False, seed=0):
-    """`channels`: 1 or 3; None: 1 when every image is grey (R = G = B, grayscale files included), else 3."""
+         test_fraction=0.1, skip_bad_images=False, seed=0, record=None, train_dir=None):
+    """`channels`: 1 or 3; None: 1 when every image is grey (R = G = B, grayscale files included), else 3.
+    `record`: the manifest of the run in `train_dir` being resumed: the folder must hold exactly the
+    files it recorded (else one line says what changed), and its splits are the recorded ones."""
     records, classes, index, bad = labelled_records(data_dir, labels_csv, class_names)
-    print(f"decoding {len(records):,} images of {data_dir} to {image_size}x{image_size} ...", flush=True)
+    found = {relative(r.path, data_dir): digest(r.path) for r in records}
+    labels_digest = dict(name=os.path.basename(labels_csv), **digest(labels_csv)) if labels_csv else None
+    if record is not None:
+        from cnn_tf.manifest import WHAT_TO_DO
+
+        changed = changes(record, found, classes, data_dir, labels_digest)
+        if changed:
+            raise UserError(f"{data_dir} changed since the run in {train_dir} started: {'; '.join(changed)}; "
+                            f"{WHAT_TO_DO.format(train_dir=train_dir)}")
+        return _load_recorded(record, data_dir, labels_csv, labels_digest, image_size)
+    print(f"decoding {len(records):,} images of {data_dir} to {image_size}x{image_size} ...", file=sys.stderr,
+          flush=True)
     decoded, images, errors = _decode_all([r.path for r in records], image_size, channels or 3)
     if channels is None and len(images) and _all_grey(images):
         # The same pixels decode(channels=1) gives: the luminance of R = G = B is that value.
@@ -210,5 +292,59 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channe
     if len(labels) == 0:
         raise UserError(f"no usable images in {data_dir}")
     parts = split_indices(labels, len(classes), validation_fraction, test_fraction, seed)
+    files = {rel: dict(found[rel], label=r.label, split=None) for rel, r in
+             ((relative(r.path, data_dir), r) for r in records)}
+    for name, ix in parts.items():
+        for i in ix:
+            files[relative(records[decoded[i]].path, data_dir)]["split"] = name
+    return _dataset({name: (images[ix], labels[ix]) for name, ix in parts.items()}, classes, data_dir, labels_csv,
+                    files, labels_digest)
+
+
+def _dataset(splits, classes, data_dir, labels_csv, files, labels_digest):
     source = f"{data_dir} with labels from {labels_csv}" if labels_csv else data_dir
-    return Dataset("image_folder", {name: (images[ix], labels[ix]) for name, ix in parts.items()}, classes, source)
+    return Dataset("image_folder", splits, classes, source,
+                   fingerprints={name: split_fingerprint(files, name) for name in splits},
+                   files=files, labels_file=labels_digest)
+
+
+def _decode_members(record, data_dir, split, image_size):
+    """uint8 images and int64 labels of the recorded members of `split`, in the recorded order."""
+    members = sorted(rel for rel, f in record.files.items() if f["split"] == split)
+    paths = [os.path.join(data_dir, rel) for rel in members]
+    decoded, images, errors = _decode_all(paths, image_size, record.image_shape[-1])
+    if errors:
+        i, message = next(iter(errors.items()))
+        raise UserError(f"{unreadable(paths[i], message)}; the run trained with it readable: restore the file")
+    index = {name: k for k, name in enumerate(record.class_names)}
+    return images, np.array([index[record.files[rel]["label"]] for rel in members], np.int64)
+
+
+def _load_recorded(record, data_dir, labels_csv, labels_digest, image_size):
+    names = ("train", "validation", "test")
+    print(f"decoding the {sum(record.size(n) for n in names):,} images of {data_dir} the run recorded ...",
+          file=sys.stderr, flush=True)
+    splits = {name: _decode_members(record, data_dir, name, image_size) for name in names}
+    return _dataset(splits, list(record.class_names), data_dir, labels_csv, record.files, labels_digest)
+
+
+def load_split(record, data_dir, split, image_size):
+    """The recorded members of one `split` of a run's image folder (for `evaluate`): read from
+    `data_dir` (the recorded source unless moved) and checked against their recorded digests."""
+    if not data_dir or not os.path.isdir(data_dir):
+        raise UserError(f"the run's image folder {data_dir} is not there (moved or deleted?): pass --data_dir=<the "
+                        f"folder its class folders are in now> to evaluate the {split} split")
+    members = sorted(rel for rel, f in record.files.items() if f["split"] == split)
+    missing = [rel for rel in members if not os.path.isfile(os.path.join(data_dir, rel))]
+    if missing:
+        raise UserError(f"{len(missing)} of the {split} split's {len(members)} images are not in {data_dir} (the "
+                        f"first: {missing[0]}); the run recorded them there: put them back, or pass --data_dir=<the "
+                        "folder they are in now>")
+    changed = [rel for rel in members if digest(os.path.join(data_dir, rel))["sha256"] != record.files[rel]["sha256"]]
+    if changed:
+        raise UserError(f"{len(changed)} of the {split} split's {len(members)} images in {data_dir} are not the "
+                        f"files the run recorded (the first: {changed[0]}); restore them to evaluate this run")
+    print(f"decoding the {len(members):,} {split} images of {data_dir} ...", file=sys.stderr, flush=True)
+    images, labels = _decode_members(record, data_dir, split, image_size)
+    return Dataset("image_folder", {split: (images, labels)}, list(record.class_names), data_dir,
+                   fingerprints={split: split_fingerprint(record.files, split)})

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -89,6 +90,7 @@ class RecordDataset:
     source: str = ""
     shuffle_buffer: int = 10000
     mean: tuple = None  # per-channel mean of the training images in [0, 1]; counted when first asked
+    shard_digests: dict = dataclasses.field(default_factory=dict)  # path -> SHA-256 from dataset.json
 
     @property
     def num_classes(self):
@@ -97,7 +99,8 @@ class RecordDataset:
     @property
     def pixel_mean(self):
         if self.mean is None:
-            print(f"computing the training images' mean of {self.source} (its dataset.json has none) ...", flush=True)
+            print(f"computing the training images' mean of {self.source} (its dataset.json has none) ...",
+                  file=sys.stderr, flush=True)
             self.mean = tuple(_pixel_mean(self.splits["train"].files, self.image_shape))
         return np.asarray(self.mean)
 
@@ -105,6 +108,14 @@ class RecordDataset:
         if name not in self.splits:
             raise UserError(f"split {name!r} is not one of {', '.join(self.splits)}")
         return self.splits[name]
+
+    def fingerprint(self, name):
+        """SHA-256 of split `name`'s shards: their names and SHA-256s (dataset.json), else names and sizes."""
+        digest = hashlib.sha256()
+        for path in self.split(name).files:
+            digest.update(f"{os.path.basename(path)} {self.shard_digests.get(path) or tf.io.gfile.stat(path).length}\n"
+                          .encode())
+        return digest.hexdigest()
 
     def size(self, name):
         return self.split(name).size
@@ -268,7 +279,7 @@ def _load_converted(data_dir, verify):
             meta = json.load(f)
         if meta.get("format") != FORMAT:
             raise UserError(f"{path} is not a cnn_tf conversion ({FORMAT}); convert the dataset again")
-        splits = {}
+        splits, digests = {}, {}
         for name, split in meta["splits"].items():
             files = []
             for shard in split["shards"]:
@@ -281,10 +292,12 @@ def _load_converted(data_dir, verify):
                     raise UserError(f"{file} is not the file {path} lists ({what}): it changed or is corrupt; "
                                     "convert the dataset again")
                 files.append(file)
+                digests[file] = shard["sha256"]
             splits[name] = RecordSplit(tuple(files), int(split["size"]))
         return RecordDataset("tfrecord", splits, list(meta["class_names"]), tuple(meta["image_shape"]),
                              source=f"{data_dir} ({meta.get('dataset', 'converted')})",
-                             mean=tuple(meta["pixel_mean"]) if meta.get("pixel_mean") else None)
+                             mean=tuple(meta["pixel_mean"]) if meta.get("pixel_mean") else None,
+                             shard_digests=digests)
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path} is not a valid {METADATA} ({type(e).__name__}: {e}); convert the dataset again") from e
 
@@ -312,7 +325,7 @@ def _load_slim(data_dir):
                 class_names[int(index)] = name.strip()
     if sorted(class_names) != list(range(len(class_names))):
         raise UserError(f"{labels} must name the classes 0..N-1, each once")
-    print(f"counting the records of {data_dir}'s TF-Slim shards ...", flush=True)
+    print(f"counting the records of {data_dir}'s TF-Slim shards ...", file=sys.stderr, flush=True)
     splits = {name: RecordSplit(tuple(paths), sum(_count(p) for p in paths)) for name, paths in files.items() if paths}
     height, width, depth = _first_record(splits["train"].files[0])
     return RecordDataset("tfrecord", splits, [class_names[k] for k in range(len(class_names))],

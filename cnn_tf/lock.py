@@ -1,0 +1,72 @@
+"""The exclusive lock a training process holds on its train dir: `<train_dir>/lock`.
+
+An flock, so the kernel releases it when the process dies however it dies (a stale file after a
+SIGKILL is harmless: it is not locked). The file says who holds it (pid, host, start time) for the
+message a second trainer gets. Readers (evaluate, export, predict) take no lock.
+"""
+import datetime
+import fcntl
+import json
+import os
+import socket
+
+from cnn_tf.errors import UserError
+from cnn_tf.traindir import is_local
+
+LOCK_FILE = "lock"
+
+
+class TrainDirLock:
+    def __init__(self, train_dir):
+        self.train_dir, self.path, self.fd = train_dir, os.path.join(train_dir, LOCK_FILE), None
+
+    def acquire(self):
+        """Takes the lock (again: a no-op), or raises UserError (exit 2) naming the process holding it.
+        A train dir on another filesystem TensorFlow supports (a URL) cannot be flocked: no lock."""
+        if self.fd is not None or not is_local(self.train_dir):
+            return self
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                raise UserError(f"cannot lock train dir {self.train_dir}: {e.strerror} ({self.path}); "
+                                "choose another --train_dir") from e
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise UserError(f"train dir {self.train_dir} is in use by another training process ({holder}; "
+                                f"{self.path} is locked): wait for it to end, or choose another --train_dir") from None
+            # Its holder may have deleted the file between our open and our lock: lock the file at the path.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.datetime.now(
+            datetime.timezone.utc).isoformat(timespec="seconds")}) + "\n").encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        """Deletes the file while still holding it (a process that opened it before then sees it is gone)."""
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def _holder(fd):
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode())
+        return f"pid {info['pid']} on {info['host']}, since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not yet said its pid"
