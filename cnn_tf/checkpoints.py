@@ -32,19 +32,26 @@ _TEMPORARY = re.compile(r"^(?:.+-\d+(?:\.(?:index|meta|data-\d{5}-of-\d{5}))?(?:
 
 def _read_state(checkpoint_dir):
     """The paths the state file lists, oldest first; None if it is missing, empty or unreadable."""
+    return _state(checkpoint_dir)[0]
+
+
+def _state(checkpoint_dir):
+    """(the paths the state file lists, or None; what is wrong with it when None)."""
     path = os.path.join(checkpoint_dir, STATE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None, "missing"
     try:
-        with tf.io.gfile.GFile(path) as f:
-            text = f.read()
+        with tf.io.gfile.GFile(path, "rb") as f:
+            text = f.read().decode("utf-8")
         state = text_format.Parse(text, CheckpointState())
     except (tf.errors.OpError, text_format.ParseError, UnicodeDecodeError, ValueError):
-        return None
+        return None, "unreadable"
     if not state.model_checkpoint_path:
-        return None
+        return None, "empty"
     paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
     if state.model_checkpoint_path not in paths:
         paths.append(state.model_checkpoint_path)
-    return [p if os.path.isabs(p) or "://" in p else os.path.join(checkpoint_dir, p) for p in paths]
+    return [p if os.path.isabs(p) or "://" in p else os.path.join(checkpoint_dir, p) for p in paths], None
 
 
 def _parts(checkpoint_dir):
@@ -127,11 +134,11 @@ def repair(checkpoint_dir):
     removed += _remove_temporaries(checkpoint_dir)
     if removed:
         notes.append(f"removed the files of a checkpoint save that did not finish: {', '.join(removed)}")
-    state = _read_state(checkpoint_dir)
+    state, problem = _state(checkpoint_dir)
     complete = on_disk(checkpoint_dir)
     if state is None and complete:
         _write_state(checkpoint_dir, complete)
-        notes.append(f"the state file {os.path.join(checkpoint_dir, STATE_FILE)} was missing, empty or unreadable: "
+        notes.append(f"the state file {os.path.join(checkpoint_dir, STATE_FILE)} was {problem}: "
                      f"rebuilt it from the {len(complete)} complete checkpoints on disk (the latest: "
                      f"{os.path.basename(complete[-1])})")
     elif state is not None:

@@ -114,7 +114,7 @@ def watch(opts, overrides):
     evaluator = Evaluator(run_dir, cfg, opts.split, opts.tta)
     done = set()
     print(f"watching {run_dir.checkpoints} (stops {opts.watch_timeout:g} s after the last new checkpoint, "
-          "or when training ends)", flush=True)
+          "or when training ends)", file=sys.stderr, flush=True)
     try:
         while True:
             status = run_dir.status()  # read before listing: a checkpoint listed after "finished" is seen
@@ -125,7 +125,8 @@ def watch(opts, overrides):
                 except (errors.UserError, tf.errors.OpError):
                     if checkpoints.is_complete(path):
                         raise
-                    print(f"{path} was deleted (--max_num_checkpoint) before it could be evaluated", flush=True)
+                    print(f"note: {path} was deleted (--max_num_checkpoint) before it could be evaluated",
+                          file=sys.stderr, flush=True)
                     done.add(checkpoints.step_of(path))
                     continue
                 # By the file's step: in an asynchronous cluster the saved global step may run ahead of it.

@@ -1,5 +1,6 @@
 """Fine-tuning: which of the model's variables a run trains (--trainable_scopes), and where its first
-weights come from (--warm_start_from, --checkpoint_exclude_scopes, --ignore_missing_vars).
+weights come from (--warm_start_from, --checkpoint_exclude_scopes, --ignore_missing_vars). A source
+in a train dir is described by its run manifest (what it trained on), never by loading its data.
 
 A scope names a variable-scope prefix at a `/` boundary: `lenet/fc4` covers `lenet/fc4/weights` and
 `lenet/fc4/biases`, not `lenet/fc40/...`. Only the model's own variables are warm-started; the global
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 from cnn_tf import checkpoints
 from cnn_tf.errors import UserError
+from cnn_tf.manifest import RunManifest
 from cnn_tf.traindir import TrainDir
 
 
@@ -66,14 +68,25 @@ def source_checkpoint(path):
     return path
 
 
+def source_record(checkpoint_path):
+    """The run manifest of the train dir a checkpoint lives in (DIR/checkpoints/model.ckpt-N), if any:
+    what the source run trained on, read without its data."""
+    train_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint_path)))
+    try:
+        return RunManifest.read(TrainDir(train_dir).run_json)
+    except UserError:
+        return None  # a damaged record of another run does not stop this one: it only informs
+
+
 class WarmStart:
     """Fresh weights from a source checkpoint: `warm_start(sess)` initializes every variable, then
     restores the model's variables that are not excluded. Built (and every name, shape and scope
     checked) before the graph is finalized and before the train dir is touched."""
 
-    def __init__(self, cfg, g):
+    def __init__(self, cfg, g, class_names=None):
         self.g = g
         self.path = source_checkpoint(cfg.warm_start_from)
+        self.source = source_record(self.path)
         try:
             reader = tf.compat.v1.train.NewCheckpointReader(self.path)  # see checkpoints.check_compatible
         except (tf.errors.OpError, ValueError) as e:
@@ -108,6 +121,7 @@ class WarmStart:
         if self.missing:
             print(f"warning: --ignore_missing_vars: {self.path} lacks {len(self.missing)} of the model's variables "
                   f"(in {', '.join(layer_scopes(self.missing))}); they start from their initializer", file=sys.stderr)
+        self._warn_of_other_classes(class_names)
         with g.graph.as_default():
             self.saver = tf.compat.v1.train.Saver(self.restored, name="warm_start")
         self.description = f"the warm-started weights of {self.path}"
@@ -120,9 +134,22 @@ class WarmStart:
         except tf.errors.OpError as e:
             raise UserError(f"--warm_start_from: cannot restore {self.path}: {e.message.splitlines()[0]}") from e
 
+    def _warn_of_other_classes(self, class_names):
+        """The source run's record (its run.json) names its classes: an output layer restored over other
+        classes of the same count maps them silently to this run's, which is worth a line."""
+        if not (self.source and class_names) or list(self.source.class_names) == list(class_names):
+            return
+        output = layer_scopes(self.g.model_variables)[-1]
+        if any(under(v.op.name, output) for v in self.restored):
+            print(f"warning: --warm_start_from: {self.path} was trained on the classes "
+                  f"{', '.join(self.source.class_names[:5])}{', ...' if len(self.source.class_names) > 5 else ''}, "
+                  f"not this run's; its output layer {output} is restored as it is (pass "
+                  f"--checkpoint_exclude_scopes={output} to start it from the initializer)", file=sys.stderr)
+
     def summary(self):
         """One line: what came from where."""
-        parts = [f"{len(self.restored)} of the model's {len(self.g.model_variables)} variables from {self.path}"]
+        origin = (f" (a {self.source.dataset} run, {self.source.num_classes} classes)" if self.source else "")
+        parts = [f"{len(self.restored)} of the model's {len(self.g.model_variables)} variables from {self.path}{origin}"]
         fresh = self.excluded + self.missing
         if fresh:
             parts.append(f"from their initializer: {', '.join(layer_scopes(fresh))}")

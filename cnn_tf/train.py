@@ -62,7 +62,7 @@ def _train(cfg, given, cluster, chief, lock):
         record = RunManifest.of(cfg, data)
     g = build_graph_for(cfg, record, data.pipeline, cluster)
     # Checked in full before the train dir is touched; a train dir with checkpoints resumes instead.
-    warm_start = WarmStart(cfg, g) if cfg.warm_start_from and not resuming and chief else None
+    warm_start = WarmStart(cfg, g, record.class_names) if cfg.warm_start_from and not resuming and chief else None
     if chief:
         run_dir.make()
         lock.acquire()

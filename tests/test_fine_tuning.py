@@ -119,6 +119,20 @@ def test_a_missing_variable_is_an_error_or_with_ignore_missing_vars_a_warning(so
     assert len(warm_start.restored) == 6 and "from their initializer: lenet/conv1, lenet/conv2" in warm_start.summary()
 
 
+def test_an_output_layer_restored_over_other_classes_is_worth_a_warning(source, capsys):
+    # The source's run.json says it learned the digits 0-9: ten other classes fit its shapes, not its meaning.
+    cfg = config.RunConfig(model="lenet", warm_start_from=source)
+    g = build_graph(cfg, (28, 28, 1), 10, 1000)
+    WarmStart(cfg, g, [str(d) for d in range(10)])
+    assert "warning" not in capsys.readouterr().err
+    WarmStart(cfg, g, list("abcdefghij"))
+    assert (f"warning: --warm_start_from: {source} was trained on the classes 0, 1, 2, 3, 4, ..., not this run's; its "
+            "output layer lenet/fc4 is restored as it is (pass --checkpoint_exclude_scopes=lenet/fc4" in
+            capsys.readouterr().err)
+    WarmStart(cfg.replace(checkpoint_exclude_scopes=("lenet/fc4",)), g, list("abcdefghij"))
+    assert "warning" not in capsys.readouterr().err
+
+
 # Through the CLI: a 10-class digit model fine-tuned on a 5-class grayscale folder.
 
 def test_fine_tuning_trains_only_the_trainable_scopes_and_resumes_instead_of_warm_starting(
@@ -128,8 +142,8 @@ def test_fine_tuning_trains_only_the_trainable_scopes_and_resumes_instead_of_war
                           "--checkpoint_exclude_scopes=lenet/fc4", "--trainable_scopes=lenet/fc3,lenet/fc4")
     result = run_cli("train", *flags_)
     assert result.returncode == 0, result.stderr
-    assert (f"warm start: 12 of the model's 14 variables from {source}; from their initializer: lenet/fc4"
-            in result.stdout), result.stdout
+    assert (f"warm start: 12 of the model's 14 variables from {source} (a mnist run, 10 classes); from their "
+            "initializer: lenet/fc4" in result.stdout), result.stdout
     assert "3,269,509 parameters, 3,217,413 trained (lenet/fc3,lenet/fc4)" in result.stdout, result.stdout
     assert float(result.stdout.split("test accuracy: ")[1]) > 0.6
     tuned, saved = weights(checkpoints.latest(os.path.join(train_dir, "checkpoints"))), weights(source)

@@ -69,6 +69,8 @@ def test_a_lost_or_broken_state_file_loses_no_checkpoint_and_the_run_resumes_fro
     assert f"resuming from {train_dir}/checkpoints/model.ckpt-{2 * STEPS_PER_EPOCH} at global step 32" in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "rebuilt it from the 2 complete checkpoints on disk" in warnings[0], result.stderr
+    assert f"checkpoint was {'missing' if state == 'deleted' else 'unreadable' if state == 'garbage' else 'empty'}" \
+        in warnings[0]
     assert checkpoint_steps(train_dir) == [16, 32, 48]  # every complete checkpoint kept, one more written
     assert [checkpoints.step_of(p) for p in checkpoints.listed(os.path.join(train_dir, "checkpoints"))] == [16, 32, 48]
 

@@ -18,13 +18,14 @@ class RunStatus(Callback):
         self.run_dir, self.cfg, self.record = run_dir, cfg, record
 
     def before_train(self):
-        config.save_config(self.cfg, self.run_dir.flags_cfg)
+        # run.json before flags.cfg: a reader that found flags.cfg (evaluate --watch) finds the record too.
         if self.record is not None and not tf.io.gfile.exists(self.run_dir.run_json):
             if self.trainer.resumed_from:  # a train dir written before run manifests
                 print(f"note: {self.run_dir.path} had no run.json (it was written before run manifests): recorded "
                       "its data as found now; from here on a resume checks the data against it", file=sys.stderr,
                       flush=True)
             self.record.write(self.run_dir.run_json)
+        config.save_config(self.cfg, self.run_dir.flags_cfg)
         self.run_dir.write_status("running", self.trainer.global_step)
 
     def after_train(self, state):
