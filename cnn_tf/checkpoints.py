@@ -19,6 +19,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState  # the state file's proto
 
+from cnn_tf import errors
 from cnn_tf.errors import UserError
 from cnn_tf.traindir import CHECKPOINT_NAME, write_atomic
 
@@ -105,7 +106,7 @@ def latest(checkpoint_dir):
 
 def step_of(path):
     """The global step of checkpoint `path` (a prefix model.ckpt-N, or one of its files)."""
-    match = re.search(r"-(\d+)(?:\.(?:index|meta|data-\d{5}-of-\d{5}))?$", path)
+    match = re.search(r"-(\d+)(?:\.(?:index|meta|data-\d{5}-of-\d{5}))?$", os.path.basename(path))
     if not match:
         raise UserError(f"{path} is not a checkpoint of cnn_tf: its name does not end in -<global step>, "
                         "as DIR/checkpoints/model.ckpt-N does")
@@ -201,9 +202,8 @@ def save(sess, g, prefix, step, max_to_keep):
         if latest(checkpoint_dir) != path:  # this process's own save, cut short: its files go
             _remove_checkpoint(path)
             _remove_temporaries(checkpoint_dir, path)
-        message = e.message if isinstance(e, tf.errors.OpError) else str(e)
         intact = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
-        raise UserError(f"could not write checkpoint {path}: {message.splitlines()[0]} (is the disk full?); "
+        raise UserError(f"could not write checkpoint {path}: {errors.reason(e)} (is the disk full?); "
                         f"{intact}. Free some space and run the same command to continue") from e
     for old in previous:
         if old not in kept and old != path:
@@ -219,8 +219,8 @@ def check_compatible(path, variables, optional=()):
         # The reader itself: tf.train.list_variables asks first whether `path` is a directory, which
         # TensorFlow's ram:// filesystem answers yes for a checkpoint prefix.
         saved = tf.compat.v1.train.NewCheckpointReader(path).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as e:
-        raise UserError(f"cannot read checkpoint {path}: {getattr(e, 'message', e)}; it is corrupt or "
+    except (tf.errors.OpError, ValueError, IndexError) as e:
+        raise UserError(f"cannot read checkpoint {path}: {errors.reason(e)}; it is corrupt or "
                         "incomplete: delete its files to fall back to the one before, or pass another "
                         "--checkpoint_path") from e
     optional = {v.op.name for v in optional}
@@ -254,6 +254,12 @@ def _check_no_strays(path, saved, names):
                         "train dir)")
 
 
+def corrupt(path, error):
+    """The error of a checkpoint whose index reads but whose data does not (truncated, damaged)."""
+    return UserError(f"cannot restore checkpoint {path}: {errors.reason(error)}; it is corrupt: delete its files to "
+                     "fall back to the one before, or pass another --checkpoint_path")
+
+
 def restore(sess, g, path):
     """Restores every saved variable of graph `g` from `path`; returns the global step. A float16
     run's loss scale starts afresh when the checkpoint has none (it was written in float32)."""
@@ -264,8 +270,7 @@ def restore(sess, g, path):
         with g.graph.as_default():  # Saver works on the default graph
             (g.saver_without_loss_scale if fresh else g.saver).restore(sess, path)
     except tf.errors.OpError as e:
-        raise UserError(f"cannot restore checkpoint {path}: {e.message.splitlines()[0]}; it is corrupt: "
-                        "delete its files to fall back to the one before") from e
+        raise corrupt(path, e) from e
     if fresh:
         sess.run(g.init_loss_scale)
     sess.run(g.local_init_op)

@@ -2,14 +2,16 @@
 misspelled flag answered with the nearest one, a UserError as one line and an exit code, and the
 aligned start-up summary. A new CLI (`python -m cnn_tf.X`) calls `cli.run(main, usage, fields)`."""
 import difflib
+import os
 import sys
 
 from absl import app, flags, logging
 import tensorflow as tf
 
-from cnn_tf import checkpoints, config
+from cnn_tf import checkpoints, config, errors
 from cnn_tf.errors import UserError
 from cnn_tf.manifest import RunManifest
+from cnn_tf.textfile import read_text
 from cnn_tf.traindir import TrainDir
 
 FLAGS = flags.FLAGS
@@ -38,6 +40,8 @@ def run(main, usage, fields):
             message = f"unknown flag --{e.flagname}{where}; {suggestion(e.flagname, fields)}"
         except flags.Error as e:
             message = str(e).removeprefix("ERROR:: ")
+        except UnicodeDecodeError as e:  # absl reads a flagfile as UTF-8: name the file and the line
+            message = _flagfile_encoding(argv, e)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
@@ -47,16 +51,32 @@ def run(main, usage, fields):
         except KeyboardInterrupt:  # before the training loop's handlers are in place: nothing written yet
             print("\ninterrupted", file=sys.stderr)
             sys.exit(130)
-        except (UserError, tf.errors.DataLossError) as e:
+        except (UserError, tf.errors.DataLossError, OSError, tf.errors.OpError) as e:
             if logging.get_verbosity() >= logging.DEBUG:
                 raise
             if isinstance(e, tf.errors.DataLossError):  # a file's checksum failed while it was read
-                e = UserError(f"corrupt data: {e.message.splitlines()[0]}; if it is a TFRecord shard, convert the "
+                e = UserError(f"corrupt data: {errors.reason(e)}; if it is a TFRecord shard, convert the "
                               "dataset again (loading with --verify_shards names the file)")
+            elif not isinstance(e, UserError):
+                e = errors.disk_error(e)
+                if e is None:
+                    raise
             print(f"error: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
 
     app.run(guarded, flags_parser=parse)
+
+
+def _flagfile_encoding(argv, error):
+    for arg in argv:
+        if arg.startswith("--flagfile="):
+            try:
+                read_text(arg.split("=", 1)[1])
+            except UserError as e:
+                return str(e)
+            except (OSError, tf.errors.OpError):
+                continue
+    return f"a flagfile is not UTF-8 ({error}); save it as UTF-8"
 
 
 def suggestion(name, fields):
@@ -132,8 +152,18 @@ def run_record(run_dir, cfg):
 
 
 def checkpoint_to_read(run_dir, checkpoint_path=None):
-    """--checkpoint_path, or the train dir's latest complete checkpoint."""
-    path = checkpoint_path or checkpoints.latest(run_dir.checkpoints)
+    """--checkpoint_path (a checkpoint's prefix DIR/checkpoints/model.ckpt-N or any of its files), or the
+    train dir's latest complete checkpoint."""
+    if checkpoint_path:
+        path = checkpoints.prefix_of(checkpoint_path)
+        checkpoints.step_of(path)  # a name without -N is not one of ours: one line
+        if not checkpoints.is_complete(path):
+            found = "its index or a data file is missing" if tf.io.gfile.exists(os.path.dirname(path)) else \
+                "its folder does not exist"
+            raise UserError(f"--checkpoint_path={checkpoint_path}: no complete checkpoint {path} ({found}); give one "
+                            f"such as {run_dir.checkpoints}/model.ckpt-N")
+        return path
+    path = checkpoints.latest(run_dir.checkpoints)
     if not path:
         raise UserError(f"no checkpoint in {run_dir.checkpoints}; train first, or pass --checkpoint_path")
     return path

@@ -17,9 +17,11 @@ import tensorflow as tf
 
 from cnn_tf.data import DATASETS
 from cnn_tf.data.pipeline import AUGMENTATIONS
+from cnn_tf import errors
 from cnn_tf.errors import UserError
 from cnn_tf.nets import nets_map
 from cnn_tf.nets.layers import INITIALIZERS
+from cnn_tf.textfile import read_text
 from cnn_tf.traindir import absolute, write_atomic
 
 DATA, SOURCES, MODEL, FINE_TUNING, OPTIMIZATION, OUTPUT, RUNTIME, CLUSTER, CHECKPOINT, EVALUATION, EXPORT, \
@@ -55,9 +57,21 @@ def grey_or_colour(v):
     return v in (1, 3)
 
 
+def finite_positive(v):
+    return 0 < v < float("inf")
+
+
+MAX_IMAGE_SIDE = 4096  # pixels: an --image_size past it is a typo, not a model (a batch of them is gigabytes)
+
+
+def image_side(v):
+    return 0 < v <= MAX_IMAGE_SIDE
+
+
 _CHECK_WORDS = {positive: "must be positive", non_negative: "must be >= 0", unit_interval: "must be in (0, 1]",
                 fraction: "must be in [0, 1)", open_unit_interval: "must be in (0, 1)",
-                grey_or_colour: "must be 1 (grayscale) or 3 (RGB)"}
+                grey_or_colour: "must be 1 (grayscale) or 3 (RGB)", finite_positive: "must be a positive number of "
+                "seconds, not infinite", image_side: f"must be in 1..{MAX_IMAGE_SIDE} pixels"}
 
 
 def option(default, help, group, choices=None, check=None, must_match=False, overridable=False, saved=True):
@@ -101,7 +115,7 @@ class RunConfig(_Options):
                                               "extension.", SOURCES, overridable=True)
     image_size: typing.Optional[int] = option(None, "Side of the square images image_folder resizes to "
                                               "(default: the model's default_image_size; tfrecord: as converted).",
-                                              DATA, check=positive,
+                                              DATA, check=image_side,
                                               must_match=True)
     class_names: typing.Optional[tuple] = option(None, "image_folder's classes, in label order (default: the "
                                                  "sub-folder names, or the labels CSV's labels, sorted).", SOURCES,
@@ -235,7 +249,7 @@ class RunConfig(_Options):
                                  "else workers update asynchronously.", CLUSTER, saved=False)
     worker_timeout: float = option(60.0, "Seconds a worker waits for the cluster (a step's sync token, the chief, "
                                    "a lost ps) before acting: with --sync_replicas the chief then stops the run "
-                                   "naming the worker that sent no gradients.", CLUSTER, check=positive, saved=False)
+                                   "naming the worker that sent no gradients.", CLUSTER, check=finite_positive, saved=False)
 
     def __post_init__(self):
         super().__post_init__()
@@ -304,8 +318,9 @@ class PredictOptions(CheckpointOptions):
     format: str = option("table", "Output: a table for people, json or csv for scripts.", PREDICTION,
                          choices=("table", "json", "csv"), saved=False)
     batch_size: int = option(64, "Images classified at once.", PREDICTION, check=positive, saved=False)
-    skip_bad_images: bool = option(False, "Leave out unreadable files with a warning and their count, instead of "
-                                   "stopping at the first.", PREDICTION, saved=False)
+    skip_bad_images: bool = option(False, "Warn of each unreadable file and exit 0, instead of an error line for "
+                                   "each and exit 2 (the readable files are classified either way).", PREDICTION,
+                                   saved=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,13 +445,12 @@ def load_config(path):
     fv = flags.FlagValues()
     define_flags(fv, dataclasses.fields(RunConfig))
     try:  # read through tf.io.gfile: a train dir may be on any filesystem TensorFlow supports
-        with tf.io.gfile.GFile(path) as f:
-            lines = [line.strip() for line in f.read().splitlines()]
+        lines = [line.strip() for line in read_text(path).splitlines()]
         fv(["cnn_tf"] + upgrade_flags([line for line in lines if line and not line.startswith(("#", "//"))]))
     except flags.Error as e:
         raise UserError(f"{path}: {e}") from e
     except tf.errors.OpError as e:
-        raise UserError(f"cannot read {path}: {e.message.splitlines()[0]}") from e
+        raise UserError(f"cannot read {path}: {errors.reason(e)}") from e
     try:
         return from_flags(RunConfig, fv)
     except UserError as e:

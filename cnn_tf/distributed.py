@@ -25,7 +25,7 @@ import types
 
 import tensorflow as tf
 
-from cnn_tf import checkpoints
+from cnn_tf import checkpoints, errors
 from cnn_tf.callbacks.heartbeat import LOST_WORKER_EXIT, lost_reason
 from cnn_tf.errors import UserError
 
@@ -95,10 +95,11 @@ class Cluster:
 
 
 def _from_tf_config(environ):
-    """(job_name, task_index, ps_hosts, worker_hosts) from TF_CONFIG; a "chief" job is worker 0."""
+    """(job_name, task_index, ps_hosts, worker_hosts, whether TF_CONFIG is set) from TF_CONFIG; a "chief"
+    job is worker 0."""
     text = environ.get("TF_CONFIG")
     if not text:
-        return None, None, None, None
+        return None, None, None, None, False
     try:
         tf_config = json.loads(text)
         cluster, task = tf_config.get("cluster", {}), tf_config.get("task", {})
@@ -107,20 +108,27 @@ def _from_tf_config(environ):
     except (ValueError, AttributeError, TypeError) as e:
         raise UserError(f"TF_CONFIG is not a JSON object like {{\"cluster\": {{\"ps\": [...], \"worker\": [...]}}, "
                         f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}} ({e})") from e
+    for job in ("ps", "chief", "worker"):  # TensorFlow's own form: each job a list of "host:port" strings
+        hosts = cluster.get(job)
+        if hosts is not None and (not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts)):
+            raise UserError(f"TF_CONFIG: cluster.{job} must be a list of \"host:port\" strings, e.g. "
+                            f"[\"127.0.0.1:2222\"] (got {json.dumps(hosts)})")
     if kind not in (None, "ps", "worker", "chief"):
         raise UserError(f"TF_CONFIG: task type {kind!r} is not one cnn_tf runs (ps, worker, chief)")
     if kind == "chief":
         kind, index = "worker", 0
     elif kind == "worker" and chief:
         index += len(chief)
-    return kind, index, cluster.get("ps"), chief + workers or None
+    return kind, index, cluster.get("ps"), chief + workers or None, True
 
 
 def cluster_from(cfg, environ=os.environ):
     """The Cluster of this process (flags win over TF_CONFIG), or None for a single process."""
-    job, index, ps, workers = _from_tf_config(environ)
+    job, index, ps, workers, from_env = _from_tf_config(environ)
     job = cfg.job_name or job
     index = cfg.task_index if cfg.task_index is not None else index
+    where = {name: f"--{name}" if getattr(cfg, name) or not from_env else f"TF_CONFIG's cluster ({name})"
+             for name in ("ps_hosts", "worker_hosts")}
     ps = cfg.ps_hosts if cfg.ps_hosts else ps
     workers = cfg.worker_hosts if cfg.worker_hosts else workers
     if not (job or ps or workers):
@@ -132,7 +140,7 @@ def cluster_from(cfg, environ=os.environ):
         raise UserError("a cluster needs --job_name=ps|worker (or TF_CONFIG's task type)")
     if not ps or not workers:
         raise UserError("a cluster needs --ps_hosts and --worker_hosts (host:port,...), or TF_CONFIG's cluster")
-    ps, workers = _hosts(ps, "--ps_hosts"), _hosts(workers, "--worker_hosts")
+    ps, workers = _hosts(ps, where["ps_hosts"]), _hosts(workers, where["worker_hosts"])
     if set(ps) & set(workers):
         raise UserError(f"--ps_hosts and --worker_hosts share {', '.join(sorted(set(ps) & set(workers)))}")
     index = index or 0
@@ -151,7 +159,7 @@ def start_server(cluster, config):
                                          config=config, start=True)
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"cannot start the server of {cluster.name(cluster.job_name)}: "
-                        f"{str(getattr(e, 'message', e)).splitlines()[0]} (is the port in use?)") from e
+                        f"{errors.reason(e)} (is the port in use?)") from e
 
 
 def _first_line(error):

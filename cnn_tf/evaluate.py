@@ -45,11 +45,16 @@ class Evaluator:
         self.g = build_graph_for(cfg, record, self.data.pipeline, tta=tta)
         self.g.graph.finalize()
         self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(cfg))
-        with self.g.graph.as_default():  # a v1 FileWriter refuses eager mode
-            self.writer = tf.compat.v1.summary.FileWriter(run_dir.summaries(f"eval_{split}"))
+        self.writer, self.saved = None, False
+        try:
+            with self.g.graph.as_default():  # a v1 FileWriter refuses eager mode
+                self.writer = tf.compat.v1.summary.FileWriter(run_dir.summaries(f"eval_{split}"))
+        except (OSError, tf.errors.OpError) as e:  # a read-only train dir: the result is still worth printing
+            _cannot_save(run_dir.summaries(f"eval_{split}"), e)
 
     def close(self):
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
         self.sess.close()
 
     def evaluate(self, checkpoint_path):
@@ -57,18 +62,29 @@ class Evaluator:
         step = checkpoints.restore(self.sess, self.g, checkpoint_path)
         metrics, summary = evaluate_split(self.sess, self.g, self.data.split(self.split), self.cfg.eval_batch_size,
                                           details=True)
-        for serialized in [summary, *visual_summaries(metrics, self.class_names)]:
-            self.writer.add_summary(serialized, step)
-        self.writer.flush()
+        if self.writer is not None:
+            for serialized in [summary, *visual_summaries(metrics, self.class_names)]:
+                self.writer.add_summary(serialized, step)
+            self.writer.flush()
         result = {
             "checkpoint_path": checkpoint_path, "global_step": step, "dataset": self.cfg.dataset,
             "split": self.split, "tta": self.tta, "num_examples": metrics["count"], "accuracy": metrics["accuracy"],
             "loss": metrics["loss"], "per_class": per_class_metrics(metrics["confusion"], self.class_names),
             "confusion_matrix": metrics["confusion"].tolist(),
         }
-        tf.io.gfile.makedirs(self.run_dir.eval)
-        write_atomic(os.path.join(self.run_dir.eval, "metrics.json"), json.dumps(result, indent=2) + "\n")
+        try:
+            tf.io.gfile.makedirs(self.run_dir.eval)
+            write_atomic(os.path.join(self.run_dir.eval, "metrics.json"), json.dumps(result, indent=2) + "\n")
+            self.saved = True
+        except (OSError, tf.errors.OpError) as e:
+            _cannot_save(os.path.join(self.run_dir.eval, "metrics.json"), e)
+            self.saved = False
         return result
+
+
+def _cannot_save(path, error):
+    print(f"warning: cannot write {path} ({error.strerror if isinstance(error, OSError) else errors.reason(error)}): "
+          "the result is printed, not saved", file=sys.stderr, flush=True)
 
 
 def evaluate_once(opts, overrides):
@@ -89,7 +105,8 @@ def evaluate_once(opts, overrides):
     print()
     print(format_report(result["per_class"], result["confusion_matrix"]))
     print()
-    print(f"wrote {os.path.join(run_dir.eval, 'metrics.json')}")
+    if evaluator.saved:
+        print(f"wrote {os.path.join(run_dir.eval, 'metrics.json')}")
 
 
 def watch(opts, overrides):

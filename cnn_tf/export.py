@@ -8,6 +8,7 @@ its mirror's (as `evaluate --tta=flip` measures). The class names and the run's 
 `tf.saved_model.load` in TensorFlow 2, in a program that knows nothing of cnn_tf.
 """
 import dataclasses
+import errno
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ import tempfile
 import tensorflow as tf
 from absl import flags
 
-from cnn_tf import checkpoints, cli, config
+from cnn_tf import checkpoints, cli, config, errors
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
 
@@ -29,11 +30,25 @@ def export(cfg, run_dir, record, checkpoint_path, export_dir, tta="none"):
         raise UserError(f"{final} already exists: a version is never overwritten; delete it or pass another "
                         "--export_dir")
     g = build_inference_graph(cfg, record.image_shape, record.class_names, record.mean_to_subtract(), tta=tta)
+    made = not os.path.exists(os.path.dirname(final))
     try:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{step}-", dir=os.path.dirname(final))
     except OSError as e:
         raise UserError(f"cannot write to --export_dir={export_dir}: {e.strerror}") from e
+    try:
+        return _write(cfg, run_dir, record, checkpoint_path, tta, g, staging, final)
+    except BaseException:
+        if made:  # the export dir this call created, if nothing is in it (_write removed its staging folder)
+            try:
+                os.rmdir(os.path.dirname(final))
+            except OSError:
+                pass
+        raise
+
+
+def _write(cfg, run_dir, record, checkpoint_path, tta, g, staging, final):
+    """The SavedModel of `g` restored from `checkpoint_path`, built in `staging`, renamed to `final`."""
     try:
         with tempfile.TemporaryDirectory() as assets, g.graph.as_default(), tf.compat.v1.Session() as sess:
             restore(sess, g, checkpoint_path)
@@ -53,7 +68,20 @@ def export(cfg, run_dir, record, checkpoint_path, export_dir, tta="none"):
                 assets_collection=tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS),
                 strip_default_attrs=True)
             builder.save()
-        os.replace(staging, final)
+        try:
+            os.rename(staging, final)  # fails when another export put the same version there meanwhile
+        except OSError as e:
+            if os.path.exists(final):
+                raise UserError(f"{final} already exists (another export of the same checkpoint finished first): "
+                                "a version is never overwritten") from e
+            raise
+    except OSError as e:
+        raise UserError(f"cannot write the SavedModel to {os.path.dirname(final)}: {e.strerror or e}"
+                        f"{' (is the disk full?)' if e.errno in (errno.ENOSPC, errno.EDQUOT) else ''}; nothing "
+                        "was left there") from e
+    except tf.errors.OpError as e:
+        raise UserError(f"cannot write the SavedModel to {os.path.dirname(final)}: {errors.reason(e)}; nothing "
+                        "was left there") from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final

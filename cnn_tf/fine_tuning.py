@@ -14,7 +14,7 @@ import sys
 
 import tensorflow as tf
 
-from cnn_tf import checkpoints
+from cnn_tf import checkpoints, errors
 from cnn_tf.errors import UserError
 from cnn_tf.manifest import RunManifest
 from cnn_tf.traindir import TrainDir
@@ -91,7 +91,7 @@ class WarmStart:
             reader = tf.compat.v1.train.NewCheckpointReader(self.path)  # see checkpoints.check_compatible
         except (tf.errors.OpError, ValueError) as e:
             raise UserError(f"--warm_start_from: cannot read checkpoint {self.path}: "
-                            f"{str(getattr(e, 'message', e)).splitlines()[0]}") from e
+                            f"{errors.reason(e)}") from e
         shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
         model = g.model_variables
         self.excluded = select(model, cfg.checkpoint_exclude_scopes or (), "--checkpoint_exclude_scopes")
@@ -109,6 +109,12 @@ class WarmStart:
                 f"--checkpoint_exclude_scopes={fix} to start {'them' if len(mismatched) > 1 else 'it'} "
                 "from the initializer")
         self.restored = [v for v in candidates if v.op.name in shapes]
+        try:  # every value read once now: a truncated data file is found before the train dir is touched
+            for v in self.restored:
+                reader.get_tensor(v.op.name)
+        except (tf.errors.OpError, ValueError, IndexError) as e:
+            raise UserError(f"--warm_start_from: cannot read {self.path}: {errors.reason(e)}; its data file is "
+                            "corrupt or truncated: give another checkpoint") from e
         if not self.restored:
             raise UserError(f"--warm_start_from: {self.path} holds none of this model's variables "
                             f"({', '.join(layer_scopes(model))}): another model wrote it")
@@ -132,7 +138,7 @@ class WarmStart:
             with self.g.graph.as_default():  # Saver works on the default graph
                 self.saver.restore(sess, self.path)
         except tf.errors.OpError as e:
-            raise UserError(f"--warm_start_from: cannot restore {self.path}: {e.message.splitlines()[0]}") from e
+            raise UserError(f"--warm_start_from: cannot restore {self.path}: {errors.reason(e)}") from e
 
     def _warn_of_other_classes(self, class_names):
         """The source run's record (its run.json) names its classes: an output layer restored over other

@@ -60,5 +60,8 @@ def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta="n
 def restore(sess, g, path):
     """The model's variables from training checkpoint `path` (a mismatch is one clear line)."""
     checkpoints.check_compatible(path, g.variables)
-    with g.graph.as_default():  # Saver works on the default graph
-        g.saver.restore(sess, path)
+    try:
+        with g.graph.as_default():  # Saver works on the default graph
+            g.saver.restore(sess, path)
+    except tf.errors.OpError as e:
+        raise checkpoints.corrupt(path, e) from e

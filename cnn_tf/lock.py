@@ -46,10 +46,15 @@ class TrainDirLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.datetime.now(
-            datetime.timezone.utc).isoformat(timespec="seconds")}) + "\n").encode())
         self.fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.datetime.now(
+                datetime.timezone.utc).isoformat(timespec="seconds")}) + "\n").encode())
+        except OSError as e:  # a full disk: the lock holds, but say so rather than run on a disk that is full
+            self.release()
+            raise UserError(f"cannot write {self.path}: {e.strerror}; free some space and run the same command "
+                            "again") from e
         return self
 
     def release(self):

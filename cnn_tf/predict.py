@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import json
 import os
+import stat
 import sys
 
 import numpy as np
@@ -16,14 +17,15 @@ import tensorflow as tf
 import tqdm
 from absl import flags, logging
 
-from cnn_tf import cli, config
+from cnn_tf import cli, config, errors
 from cnn_tf.data.preprocess import EXTENSIONS
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
 
 
 def image_files(paths):
-    """The image files among `paths` and inside the folders among them, in order."""
+    """The image files among `paths` and inside the folders among them, in order (anything named so
+    that is not a regular file, a FIFO or a device, is listed too: `classify` refuses to read it)."""
     found = []
     for path in paths:
         if os.path.isdir(path):
@@ -31,13 +33,21 @@ def image_files(paths):
                 subdirectories.sort()
                 found += [os.path.join(directory, n) for n in sorted(names)
                           if os.path.splitext(n)[1].lower() in EXTENSIONS and not n.startswith(".")]
-        elif os.path.isfile(path):
+        elif os.path.exists(path):
             found.append(path)
         else:
             raise UserError(f"{path} does not exist; give image files or folders of them")
     if not found:
         raise UserError(f"no PNG/JPEG/BMP/GIF files in {', '.join(paths)}")
     return found
+
+
+def read_file(path):
+    """A regular file's bytes; reading a FIFO or a device could block forever, so those are refused."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError("not a regular file (a FIFO, device or socket): not read")
+    with open(path, "rb") as f:
+        return f.read()
 
 
 class CheckpointClassifier:
@@ -64,45 +74,70 @@ class SavedModelClassifier:
             saved_model = os.path.join(saved_model, str(versions[0]))
         if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
             raise UserError(f"--saved_model={saved_model} holds no saved_model.pb; give the --export_dir of export")
+        names_file = os.path.join(saved_model, "assets", "class_names.txt")
+        if not os.path.isfile(names_file):
+            raise UserError(f"--saved_model={saved_model} was not exported by cnn_tf (it has no assets/class_names.txt); "
+                            "give a SavedModel written by `python -m cnn_tf.export`")
+        try:
+            with open(names_file, encoding="utf-8") as f:
+                self.class_names = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read {names_file}: {e}; export the checkpoint again") from e
         verbosity = logging.get_verbosity()
         if verbosity < logging.DEBUG:  # its INFO lines ("Fingerprint not found", ...) are not for users
             logging.set_verbosity(logging.WARNING)
         try:
             self.model = tf.saved_model.load(saved_model)
+        except Exception as e:  # noqa: BLE001 - a damaged file raises whatever its parser meets
+            raise UserError(f"cannot load the SavedModel in {saved_model}: {errors.reason(e)}; its saved_model.pb or "
+                            "variables are damaged: export the checkpoint again") from e
         finally:
             logging.set_verbosity(verbosity)
-        self.signature = self.model.signatures["serving_default"]
-        with open(os.path.join(saved_model, "assets", "class_names.txt")) as f:
-            self.class_names = f.read().splitlines()
+        self.signature = self.model.signatures.get("serving_default")
+        if self.signature is None or "images" not in self.signature.structured_input_signature[1]:
+            raise UserError(f"--saved_model={saved_model} has no serving_default signature taking encoded images: it "
+                            "was not exported by cnn_tf")
+        outputs = self.signature.structured_outputs
+        if "probabilities" not in outputs or outputs["probabilities"].shape[-1] != len(self.class_names):
+            raise UserError(f"--saved_model={saved_model}: its probabilities do not match the "
+                            f"{len(self.class_names)} classes of assets/class_names.txt: it was not exported by cnn_tf")
 
     def __call__(self, contents):
         return self.signature(images=tf.constant(contents))["probabilities"].numpy()
 
 
 def classify(classifier, paths, batch_size, skip_bad_images):
-    """{path: probabilities}; an unreadable file is one error (or, skipped, counted in a warning)."""
+    """({path: probabilities} of every readable file, [paths that were not]). Each unreadable file is
+    an `error:` line as it is met (a `warning:` with --skip_bad_images); the rest are classified."""
     results, bad = {}, []
+
+    def unreadable(path, why):
+        bad.append(path)
+        advice = "" if skip_bad_images else "; fix it, or pass --skip_bad_images to leave such files out"
+        print(f"{'warning' if skip_bad_images else 'error'}: {path}: {why}{advice}", file=sys.stderr, flush=True)
+
     batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     for batch in tqdm.tqdm(batches, desc="classifying", unit="batch", disable=None if len(batches) > 1 else True,
                            leave=False, file=sys.stderr):
-        contents = [open(p, "rb").read() for p in batch]
+        contents = {}
+        for path in batch:
+            try:
+                contents[path] = read_file(path)
+            except OSError as e:
+                unreadable(path, e.strerror or str(e))
         try:
-            results.update(zip(batch, classifier(contents)))
+            results.update(zip(contents, classifier(list(contents.values())))) if contents else None
             continue
         except (tf.errors.InvalidArgumentError, ValueError):
             pass
-        for path, content in zip(batch, contents):  # one bad file spoils its batch: find it
+        for path, content in contents.items():  # one bad file spoils its batch: find it
             try:
                 results[path] = classifier([content])[0]
             except (tf.errors.InvalidArgumentError, ValueError):
-                if not skip_bad_images:
-                    raise UserError(f"{path}: not a readable PNG/JPEG/BMP/GIF image; fix it, or pass "
-                                    "--skip_bad_images to leave such files out") from None
-                bad.append(path)
-    if bad:
-        print(f"warning: skipped {len(bad)} unreadable files (--skip_bad_images); the first: {bad[0]}",
-              file=sys.stderr)
-    return results
+                unreadable(path, "not a readable PNG/JPEG/BMP/GIF image")
+    if bad and skip_bad_images:
+        print(f"warning: skipped {len(bad)} unreadable files (--skip_bad_images)", file=sys.stderr)
+    return results, bad
 
 
 def report(results, class_names, top_k, output_format, out=sys.stdout):
@@ -140,8 +175,11 @@ def main(argv):
     else:
         classifier = CheckpointClassifier(opts.checkpoint_dir, opts.checkpoint_path,
                                           config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES), opts.tta)
-    results = classify(classifier, paths, opts.batch_size, opts.skip_bad_images)
-    report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
+    results, bad = classify(classifier, paths, opts.batch_size, opts.skip_bad_images)
+    if results:
+        report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
+    if bad and not opts.skip_bad_images:  # as `ls` with a missing name: the rest answered, the exit says not all
+        sys.exit(2)
 
 
 def run():

@@ -48,6 +48,14 @@ def train(cfg, given=None):
 
 def _train(cfg, given, cluster, chief, lock):
     run_dir = TrainDir(cfg.train_dir)
+    try:
+        return _train_in(run_dir, cfg, given, cluster, chief, lock)
+    except BaseException:
+        run_dir.remove_if_empty()
+        raise
+
+
+def _train_in(run_dir, cfg, given, cluster, chief, lock):
     resuming = bool(checkpoints.latest(run_dir.checkpoints))
     if resuming and tf.io.gfile.exists(run_dir.flags_cfg):
         saved = config.load_config(run_dir.flags_cfg)

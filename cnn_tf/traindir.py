@@ -14,6 +14,7 @@ import tempfile
 
 import tensorflow as tf
 
+from cnn_tf import errors
 from cnn_tf.errors import UserError
 
 
@@ -34,15 +35,26 @@ class TrainDir:
 
     def make(self):
         """Creates the directories, or says plainly why they cannot be written."""
+        self.created = [d for d in (self.path, self.checkpoints) if not tf.io.gfile.exists(d)]
         for directory in (self.path, self.checkpoints):
             try:
                 tf.io.gfile.makedirs(directory)
             except (OSError, tf.errors.OpError) as e:
-                reason = e.strerror if isinstance(e, OSError) else e.message.splitlines()[0]
+                reason = e.strerror if isinstance(e, OSError) else errors.reason(e)
                 raise UserError(f"cannot create train dir {directory}: {reason}; "
                                 "choose another --train_dir") from e
         if is_local(self.path) and (not os.access(self.path, os.W_OK) or not os.access(self.checkpoints, os.W_OK)):
             raise UserError(f"train dir {self.path} is not writable; choose another --train_dir")
+
+    def remove_if_empty(self):
+        """After a run that failed to start: the directories `make` created, if they are still empty (a full
+        disk leaves nothing behind; a directory with anything in it is never touched)."""
+        for directory in reversed(getattr(self, "created", [])):
+            try:
+                if is_local(directory):
+                    os.rmdir(directory)  # refuses a directory that is not empty
+            except OSError:
+                pass
 
     def write_status(self, state, global_step):
         """What the training process is doing, for `evaluate --watch` and for people."""
@@ -60,6 +72,9 @@ class TrainDir:
     def find(cls, checkpoint_dir):
         """`checkpoint_dir` may be a train dir or its checkpoints/ directory."""
         if not tf.io.gfile.isdir(checkpoint_dir):
+            if tf.io.gfile.exists(checkpoint_dir):
+                raise UserError(f"--checkpoint_dir={checkpoint_dir} is a file, not a train dir; give the --train_dir "
+                                "of a training run (a checkpoint goes in --checkpoint_path)")
             raise UserError(f"--checkpoint_dir={checkpoint_dir} does not exist")
         checkpoint_dir = absolute(checkpoint_dir).rstrip("/")
         for candidate in (checkpoint_dir, os.path.dirname(checkpoint_dir)):

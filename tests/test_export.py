@@ -113,15 +113,22 @@ def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(
     correct = [a["predictions"][0]["class"] == truth[os.path.basename(a["path"])[:2]] for a in saved]
     assert np.mean(correct) > 0.8
 
-    # the table, and an unreadable file: one error line, or a warning with --skip_bad_images
+    # the table, and an unreadable file among them: the others classified, one error line, exit 2 (as
+    # `ls` with a missing name); with --skip_bad_images a warning and exit 0
     (folder / "broken.png").write_bytes(b"not a png")
     table = run_cli("predict", f"--saved_model={export_dir}", str(folder))
     assert table.returncode == 2 and table.stderr.strip().splitlines() == [
         f"error: {folder / 'broken.png'}: not a readable PNG/JPEG/BMP/GIF image; fix it, or pass --skip_bad_images "
         "to leave such files out"]
+    assert len(table.stdout.strip().splitlines()) == 40
     table = run_cli("predict", f"--saved_model={export_dir}", "--skip_bad_images", str(folder))
     assert table.returncode == 0, table.stderr
     assert "warning: skipped 1 unreadable files" in table.stderr
+    assert len(table.stdout.strip().splitlines()) == 40
+    fifo = folder / "pipe.png"  # a FIFO named like an image: reading it would block forever
+    os.mkfifo(fifo)
+    table = run_cli("predict", f"--saved_model={export_dir}", str(folder), timeout=120)
+    assert table.returncode == 2 and f"error: {fifo}: not a regular file" in table.stderr
     assert len(table.stdout.strip().splitlines()) == 40
 
 

@@ -61,3 +61,16 @@ def test_undecorated_op_and_unknown_argument_are_errors():
         with arg_scope([op_b], zz=1):
             pass
     assert current_arg_scope() == {}
+
+
+def test_two_layers_one_factory_made_keep_their_own_defaults():
+    # Same module and qualified name (make.<locals>.layer): slim keys by the function, so must we.
+    def make():
+        @add_arg_scope
+        def layer(x, k=1):
+            return k
+        return layer
+
+    first, second = make(), make()
+    with arg_scope([first], k=10):
+        assert first(0) == 10 and second(0) == 1

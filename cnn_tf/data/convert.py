@@ -179,18 +179,25 @@ def convert(cfg, output_dir, num_shards=4):
         print(f"removing {staging}, left by a conversion that did not finish", file=sys.stderr)
         shutil.rmtree(staging)
     started = time.perf_counter()
-    os.makedirs(staging)
-    if cfg.dataset == "image_folder":
-        meta = convert_folder(cfg, staging, num_shards)
-    else:
-        meta = convert_arrays(cfg, staging, num_shards)
-    with open(os.path.join(staging, records.LABELS), "w") as f:  # TF-Slim's label file
-        f.writelines(f"{k}:{name}\n" for k, name in enumerate(meta["class_names"]))
-    meta = {"format": records.FORMAT, **meta}
-    with open(os.path.join(staging, records.METADATA), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-    os.rename(staging, output_dir)
+    try:
+        os.makedirs(staging)
+    except OSError as e:
+        raise UserError(f"cannot create {staging}: {e.strerror}; choose another --output_dir") from e
+    try:
+        if cfg.dataset == "image_folder":
+            meta = convert_folder(cfg, staging, num_shards)
+        else:
+            meta = convert_arrays(cfg, staging, num_shards)
+        with open(os.path.join(staging, records.LABELS), "w") as f:  # TF-Slim's label file
+            f.writelines(f"{k}:{name}\n" for k, name in enumerate(meta["class_names"]))
+        meta = {"format": records.FORMAT, **meta}
+        with open(os.path.join(staging, records.METADATA), "w") as f:
+            json.dump(meta, f, indent=2)
+            f.write("\n")
+        os.rename(staging, output_dir)
+    except BaseException:  # a full disk, a bad image, Ctrl-C: this process made the staging folder, it goes
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - started
     total = sum(s["size"] for s in meta["splits"].values())
     print(f"wrote {output_dir}: " + " · ".join(f"{name} {s['size']:,} in {len(s['shards'])} shards"

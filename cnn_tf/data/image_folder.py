@@ -14,6 +14,7 @@ there after checking that no file was added, removed or changed.
 import collections
 import csv
 import hashlib
+import io
 import os
 import sys
 import unicodedata
@@ -23,18 +24,24 @@ import tensorflow as tf
 
 from cnn_tf.data.dataset import Dataset
 from cnn_tf.data.preprocess import EXTENSIONS, decode
-from cnn_tf.errors import UserError
+from cnn_tf.errors import UserError, reason
+from cnn_tf.textfile import read_text
 
 Record = collections.namedtuple("Record", "path label")
 
 
-def _images_in(directory):
-    """{id: path} of the image files directly in `directory` (other files are not images: ignored)."""
+def _images_in(directory, bad):
+    """{id: path} of the image files directly in `directory` (other files are not images: ignored). An
+    image's name on something that is not a regular file (a FIFO, whose reading blocks forever, a
+    device, a socket) is a bad image, added to `bad`."""
     found = {}
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
         stem, ext = os.path.splitext(name)
-        if name.startswith(".") or ext.lower() not in EXTENSIONS or not os.path.isfile(path):
+        if name.startswith(".") or ext.lower() not in EXTENSIONS or os.path.isdir(path):
+            continue
+        if not os.path.isfile(path):
+            bad.append(f"{path}: not a regular file (a FIFO, device or socket): not read")
             continue
         if stem in found:
             raise UserError(f"{found[stem]} and {path} have the same id {stem!r}; rename one")
@@ -48,22 +55,22 @@ def _folder_records(data_dir):
     if not classes:
         raise UserError(f"{data_dir} has no class sub-folders; put each class's images in a folder named "
                         "after it, or give a labels CSV with --labels_csv")
-    records = []
+    records, bad = [], []
     for name in classes:
-        paths = _images_in(os.path.join(data_dir, name))
+        paths = _images_in(os.path.join(data_dir, name), bad)
         if not paths:
             raise UserError(f"class folder {os.path.join(data_dir, name)} holds no "
                             f"{'/'.join(e[1:] for e in EXTENSIONS)} images")
         records += [Record(path, name) for path in paths.values()]
-    return records, classes, []
+    return records, classes, bad
 
 
 def _csv_records(data_dir, labels_csv):
     if not os.path.isfile(labels_csv):
         raise UserError(f"--labels_csv={labels_csv} is not a file")
-    files = _images_in(data_dir)
     records, missing, seen = [], [], {}
-    with open(labels_csv, newline="") as f:
+    files = _images_in(data_dir, missing)
+    with io.StringIO(read_text(labels_csv), newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"id", "label"} <= {c.strip() for c in reader.fieldnames}:
             raise UserError(f"{labels_csv} must start with a header line naming its columns id,label "
@@ -135,7 +142,7 @@ def decode_errors(sess, one, one_path, paths, decoded):
             sess.run(one, {one_path: paths[i]})
             errors[i] = "could not be read"
         except tf.errors.OpError as e:
-            errors[i] = e.message.splitlines()[0]
+            errors[i] = reason(e)
     return errors
 
 

@@ -28,7 +28,9 @@ import tensorflow as tf
 
 from cnn_tf.data.pipeline import Augmentation, EpochPlan, _without_autotune, epoch_order
 from cnn_tf.data.preprocess import decode
+from cnn_tf import errors
 from cnn_tf.errors import UserError
+from cnn_tf.textfile import read_text
 
 METADATA = "dataset.json"
 LABELS = "labels.txt"
@@ -209,7 +211,7 @@ def _run(dataset, fn):
             except tf.errors.OutOfRangeError:
                 return results
             except tf.errors.DataLossError as e:
-                raise UserError(f"a TFRecord file is corrupt ({e.message.splitlines()[0]}); convert the dataset "
+                raise UserError(f"a TFRecord file is corrupt ({errors.reason(e)}); convert the dataset "
                                 "again") from e
 
 
@@ -275,9 +277,8 @@ def load(data_dir=None, image_size=None, channels=None, shuffle_buffer=10000, ve
 def _load_converted(data_dir, verify):
     path = os.path.join(data_dir, METADATA)
     try:
-        with tf.io.gfile.GFile(path) as f:
-            meta = json.load(f)
-        if meta.get("format") != FORMAT:
+        meta = json.loads(read_text(path))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise UserError(f"{path} is not a cnn_tf conversion ({FORMAT}); convert the dataset again")
         splits, digests = {}, {}
         for name, split in meta["splits"].items():
@@ -316,13 +317,12 @@ def _load_slim(data_dir):
     if not tf.io.gfile.exists(labels):
         raise UserError(f"{data_dir} has TF-Slim shards but no {LABELS} naming the classes (lines \"0:name\")")
     class_names = {}
-    with tf.io.gfile.GFile(labels) as f:
-        for number, line in enumerate(f.read().splitlines(), 1):
-            if line.strip():
-                index, sep, name = line.partition(":")
-                if not sep or not index.strip().isdigit():
-                    raise UserError(f"{labels}:{number}: {line!r} is not \"<label>:<class name>\"")
-                class_names[int(index)] = name.strip()
+    for number, line in enumerate(read_text(labels).splitlines(), 1):
+        if line.strip():
+            index, sep, name = line.partition(":")
+            if not sep or not index.strip().isdigit():
+                raise UserError(f"{labels}:{number}: {line!r} is not \"<label>:<class name>\"")
+            class_names[int(index)] = name.strip()
     if sorted(class_names) != list(range(len(class_names))):
         raise UserError(f"{labels} must name the classes 0..N-1, each once")
     print(f"counting the records of {data_dir}'s TF-Slim shards ...", file=sys.stderr, flush=True)

@@ -28,8 +28,8 @@ def current_arg_scope():
 
 
 def arg_scope_func_key(op):
-    """The key of `op` in a scope dict: its module and qualified name, so a function decorated again under the
-    same name (a reloaded module, a redefinition) shares its scope, as in slim."""
+    """The key of `op` in a scope dict: the decorated function itself (its str() holds its address), as slim
+    keys it, so two layers one factory made (same module and qualified name) keep their own defaults."""
     return getattr(op, "_key_op", None)
 
 
@@ -58,7 +58,7 @@ def add_arg_scope(func):
         merged.update(kwargs)
         return func(*args, **merged)
 
-    wrapper._key_op = f"{func.__module__}.{func.__qualname__}"
+    wrapper._key_op = str(func)
     wrapper._arg_scope_defaults = tuple(p.name for p in parameters if p.default is not p.empty
                                         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
     takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters)

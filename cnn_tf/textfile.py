@@ -1,0 +1,23 @@
+"""Text files people write (labels CSVs, flagfiles, flags.cfg, labels.txt): UTF-8, a byte-order mark
+accepted; anything else is one line naming the file and the line, never a UnicodeDecodeError."""
+import tensorflow as tf
+
+from cnn_tf.errors import UserError
+
+
+def read_text(path):
+    """The text of `path` (any filesystem TensorFlow reads), without a leading UTF-8 BOM."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    return decode(data, path)
+
+
+def decode(data, path):
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise UserError(f"{path}:{line}: byte 0x{data[e.start]:02x} at column {column} is not UTF-8 (the file is in "
+                        "another encoding, e.g. Latin-1); save it as UTF-8") from None
+

@@ -1,0 +1,216 @@
+"""Faults and bad input, second round: nothing hangs, encodings, damaged checkpoints and exports,
+concurrent exports, cluster descriptions, silent misreads. Each one line, exit 2, nothing partial."""
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from cnn_tf import config
+from cnn_tf.data import image_folder
+from cnn_tf.distributed import cluster_from
+from cnn_tf.errors import UserError
+from conftest import make_folder_layout, make_images, run_cli, small_run_flags, write_image
+
+
+def one_error_line(result, *expected):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory, data_dir):
+    train_dir = str(tmp_path_factory.mktemp("faults") / "run")
+    result = run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--progress=false"))
+    assert result.returncode == 0, result.stderr
+    return train_dir
+
+
+@pytest.fixture(scope="module")
+def truncated_run(digits_run, tmp_path_factory):
+    """A copy of the run whose checkpoint's data file lost its second half."""
+    train_dir = str(tmp_path_factory.mktemp("truncated") / "run")
+    shutil.copytree(digits_run, train_dir)
+    data = os.path.join(train_dir, "checkpoints", "model.ckpt-16.data-00000-of-00001")
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 2)
+    return train_dir
+
+
+def test_a_fifo_named_like_an_image_is_named_not_read(tmp_path):
+    folder = tmp_path / "pets"
+    make_folder_layout(folder, per_class=4)
+    os.mkfifo(folder / "cat" / "pipe.png")  # reading it would block forever
+    with pytest.raises(UserError, match=r"pipe.png: not a regular file \(a FIFO, device or socket\)"):
+        image_folder.load(str(folder), image_size=8)
+    data = image_folder.load(str(folder), image_size=8, skip_bad_images=True)
+    assert sum(data.size(name) for name in data.splits) == 12
+
+
+def test_sizes_and_timeouts_past_any_sense_are_refused_before_any_work():
+    with pytest.raises(UserError, match=r"--image_size must be in 1..4096 pixels \(got 100000\)"):
+        config.RunConfig(image_size=100000)
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(UserError, match="--worker_timeout must be a positive number of seconds"):
+            config.RunConfig(worker_timeout=value)
+
+
+@pytest.mark.parametrize("cluster, message", [
+    ({"ps": ["127.0.0.1:2222"], "worker": [2223]}, 'TF_CONFIG: cluster.worker must be a list of "host:port" strings'),
+    ({"ps": "127.0.0.1:2222", "worker": ["127.0.0.1:2223"]}, "TF_CONFIG: cluster.ps must be a list"),
+    ({"ps": ["127.0.0.1"], "worker": ["127.0.0.1:2223"]}, "TF_CONFIG's cluster (ps_hosts): '127.0.0.1' is not host:port"),
+])
+def test_a_tf_config_of_the_wrong_shape_is_named_as_tf_config(cluster, message):
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        cluster_from(config.RunConfig(), {"TF_CONFIG": tf_config})
+
+
+def test_text_files_in_another_encoding_are_one_line_and_a_bom_is_accepted(tmp_path, digits_run, data_dir):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    make_folder_layout(tmp_path / "layout", per_class=3)
+    rows = []
+    for cls in ("bird", "cat"):
+        for i, name in enumerate(sorted(os.listdir(tmp_path / "layout" / cls))[:3]):
+            shutil.copy(tmp_path / "layout" / cls / name, folder / f"{cls}{i}{os.path.splitext(name)[1]}")
+            rows.append(f"{cls}{i},{cls}")
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfid,label\n" + "\n".join(rows).encode() + b"\n")
+    data = image_folder.load(str(folder), labels_csv=str(bom), image_size=8, validation_fraction=0, test_fraction=0)
+    assert data.class_names == ["bird", "cat"] and data.size("train") == 6
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"id,label\n" + "\n".join(rows[:2]).encode() + b"\nbird2,caf\xe9\n")
+    with pytest.raises(UserError, match=r"latin.csv:4: byte 0xe9 at column 10 is not UTF-8 .* save it as UTF-8"):
+        image_folder.load(str(folder), labels_csv=str(latin), image_size=8)
+
+    flagfile = tmp_path / "latin.cfg"
+    flagfile.write_bytes(b"--model=lenet\n# r\xe9sum\xe9 of the run\n")
+    one_error_line(run_cli("train", f"--flagfile={flagfile}"), f"{flagfile}:2: byte 0xe9 at column 4 is not UTF-8")
+    run_dir = tmp_path / "latin_run"
+    shutil.copytree(digits_run, run_dir)
+    with open(run_dir / "flags.cfg", "ab") as f:
+        f.write(b"# caf\xe9\n")
+    lines = len(open(run_dir / "flags.cfg", "rb").read().splitlines())
+    one_error_line(run_cli("evaluate", f"--checkpoint_dir={run_dir}"), f"flags.cfg:{lines}: byte 0xe9")
+
+
+def test_a_truncated_checkpoint_is_one_line_in_every_reader(truncated_run, tmp_path):
+    checkpoint = os.path.join(truncated_run, "checkpoints", "model.ckpt-16")
+    message = f"cannot restore checkpoint {checkpoint}: Read less bytes than requested; it is corrupt"
+    image = tmp_path / "digit.png"
+    write_image(str(image), make_images([3])[0][..., None])
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda args: run_cli(*args), [
+            ("evaluate", f"--checkpoint_dir={truncated_run}"),
+            ("export", f"--checkpoint_dir={truncated_run}", f"--export_dir={tmp_path / 'export'}"),
+            ("predict", f"--checkpoint_dir={truncated_run}", str(image))]))
+    for result in results:
+        one_error_line(result, message)
+    assert not (tmp_path / "export").exists() or os.listdir(tmp_path / "export") == []
+
+
+def test_a_truncated_warm_start_source_is_one_line_before_the_train_dir_exists(truncated_run, data_dir, tmp_path):
+    train_dir = tmp_path / "tuned"
+    result = run_cli("train", *small_run_flags(data_dir, str(train_dir), f"--warm_start_from={truncated_run}"))
+    one_error_line(result, "--warm_start_from: cannot read", "model.ckpt-16", "corrupt or truncated")
+    assert not train_dir.exists()
+
+
+def test_a_checkpoint_path_may_name_any_of_its_files_and_a_wrong_one_is_one_line(digits_run, tmp_path):
+    checkpoint = os.path.join(digits_run, "checkpoints", "model.ckpt-16")
+    for given in (checkpoint, checkpoint + ".index", checkpoint + ".meta", checkpoint + ".data-00000-of-00001"):
+        result = run_cli("evaluate", f"--checkpoint_dir={digits_run}", f"--checkpoint_path={given}")
+        assert result.returncode == 0 and f"checkpoint: {checkpoint} (global step 16)" in result.stdout, result.stderr
+    one_error_line(run_cli("evaluate", f"--checkpoint_dir={digits_run}",
+                           f"--checkpoint_path={os.path.join(digits_run, 'checkpoints', 'model.ckpt')}"),
+                   "its name does not end in -<global step>")
+    one_error_line(run_cli("export", f"--checkpoint_dir={digits_run}", f"--export_dir={tmp_path / 'e'}",
+                           f"--checkpoint_path={checkpoint[:-2]}-7"), "no complete checkpoint")
+    one_error_line(run_cli("evaluate", f"--checkpoint_dir={os.path.join(digits_run, 'flags.cfg')}"),
+                   "is a file, not a train dir")
+
+
+def test_damaged_or_foreign_saved_models_are_one_line_and_two_exports_at_once_one_wins(digits_run, tmp_path):
+    export_dir = tmp_path / "export"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: run_cli("export", f"--checkpoint_dir={digits_run}",
+                                                  f"--export_dir={export_dir}"), range(2)))
+    assert sorted(r.returncode for r in results) == [0, 2], [r.stderr for r in results]
+    one_error_line(next(r for r in results if r.returncode), f"{export_dir}/16 already exists")
+    assert os.listdir(export_dir) == ["16"]  # no staging folder left behind
+    image = tmp_path / "digit.png"
+    write_image(str(image), make_images([3])[0][..., None])
+    assert run_cli("predict", f"--saved_model={export_dir}", str(image)).returncode == 0
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(export_dir, damaged)
+    pb = damaged / "16" / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[:2000])
+    one_error_line(run_cli("predict", f"--saved_model={damaged}", str(image)), "cannot load the SavedModel in",
+                   "export the checkpoint again")
+    foreign = tmp_path / "foreign"
+    shutil.copytree(export_dir, foreign)
+    os.remove(foreign / "16" / "assets" / "class_names.txt")
+    one_error_line(run_cli("predict", f"--saved_model={foreign}", str(image)),
+                   "was not exported by cnn_tf (it has no assets/class_names.txt)")
+    shutil.rmtree(foreign / "16" / "variables")
+    one_error_line(run_cli("predict", f"--saved_model={foreign}", str(image)), "was not exported by cnn_tf")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of `size` at tmp_path/disk (root only), unmounted after the test."""
+    mounted = []
+
+    def mount(size, read_only_copy_of=None):
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                                               capture_output=True).returncode:
+            pytest.skip("needs root to mount a small tmpfs")
+        mounted.append(point)
+        if read_only_copy_of:
+            shutil.copytree(read_only_copy_of, point / "run")
+            subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        else:  # full: one file takes every block
+            with open(point / "filler", "wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], capture_output=True, timeout=60)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_partial(small_disk, digits_run, data_dir):
+    disk = small_disk("1m")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        train, export, convert = pool.map(lambda args: run_cli(*args), [
+            ("train", *small_run_flags(data_dir, str(disk / "run"), "--num_epochs=1")),
+            ("export", f"--checkpoint_dir={digits_run}", f"--export_dir={disk / 'export'}"),
+            ("data.convert", "--dataset=mnist", f"--data_dir={data_dir}", "--validation_size=200",
+             f"--output_dir={disk / 'records'}")])
+    one_error_line(train, "No space left on device", "free some space")
+    one_error_line(export, "No space left on device")
+    one_error_line(convert, "No space left on device", "free some space")
+    assert os.listdir(disk) == ["filler"]  # no train dir, export dir or *.partial left
+
+
+def test_evaluate_on_a_read_only_train_dir_prints_its_report_and_warns(small_disk, digits_run):
+    disk = small_disk("300m", read_only_copy_of=digits_run)
+    result = run_cli("evaluate", f"--checkpoint_dir={disk / 'run'}")
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy:" in result.stdout and "wrote" not in result.stdout
+    assert "warning: cannot write" in result.stderr and "the result is printed, not saved" in result.stderr
