@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from cnn_tf.data import DATASETS
 from cnn_tf.data.pipeline import AUGMENTATIONS
+from cnn_tf.data.preprocess import MAX_IMAGE_PIXELS
 from cnn_tf import errors
 from cnn_tf.errors import UserError
 from cnn_tf.nets import nets_map
@@ -128,6 +129,9 @@ class RunConfig(_Options):
                                         SOURCES, check=fraction, must_match=True)
     test_fraction: float = option(0.1, "Fraction of each image_folder class held out for test.", SOURCES,
                                   check=fraction, must_match=True)
+    max_image_pixels: int = option(MAX_IMAGE_PIXELS, "Images whose header gives more pixels are refused before "
+                                   "they are decoded (a decompression bomb); as Pillow's MAX_IMAGE_PIXELS.", SOURCES,
+                                   check=positive, overridable=True)
     skip_bad_images: bool = option(False, "Leave out unreadable images, ids without a file and unknown labels "
                                    "with a warning, instead of stopping with an error.", SOURCES)
     normalization: str = option("scale", "Pixels are scaled to [0, 1]; mean also subtracts the training "
@@ -341,7 +345,8 @@ class ConvertOptions(_Options):
 
 # The RunConfig flags that say which dataset and how it is split: what the converter reads.
 CONVERT_DATA_FLAGS = ("dataset", "data_dir", "validation_size", "labels_csv", "image_size", "class_names", "channels",
-                      "validation_fraction", "test_fraction", "skip_bad_images", "download_mirror", "seed")
+                      "validation_fraction", "test_fraction", "skip_bad_images", "download_mirror", "seed",
+                      "max_image_pixels")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import tqdm
 from absl import flags, logging
 
 from cnn_tf import cli, config, errors
-from cnn_tf.data.preprocess import EXTENSIONS
+from cnn_tf.data.preprocess import EXTENSIONS, too_many_pixels
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
 
@@ -42,12 +42,17 @@ def image_files(paths):
     return found
 
 
-def read_file(path):
-    """A regular file's bytes; reading a FIFO or a device could block forever, so those are refused."""
+def read_file(path, max_pixels=None):
+    """A regular file's bytes; reading a FIFO or a device could block forever, and decoding an image of
+    more than `max_pixels` could take all the memory, so those are refused (OSError)."""
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise OSError("not a regular file (a FIFO, device or socket): not read")
     with open(path, "rb") as f:
-        return f.read()
+        contents = f.read()
+    problem = too_many_pixels(contents, max_pixels)
+    if problem:
+        raise OSError(problem)
+    return contents
 
 
 class CheckpointClassifier:
@@ -106,7 +111,7 @@ class SavedModelClassifier:
         return self.signature(images=tf.constant(contents))["probabilities"].numpy()
 
 
-def classify(classifier, paths, batch_size, skip_bad_images):
+def classify(classifier, paths, batch_size, skip_bad_images, max_pixels=None):
     """({path: probabilities} of every readable file, [paths that were not]). Each unreadable file is
     an `error:` line as it is met (a `warning:` with --skip_bad_images); the rest are classified."""
     results, bad = {}, []
@@ -122,7 +127,7 @@ def classify(classifier, paths, batch_size, skip_bad_images):
         contents = {}
         for path in batch:
             try:
-                contents[path] = read_file(path)
+                contents[path] = read_file(path, max_pixels)
             except OSError as e:
                 unreadable(path, e.strerror or str(e))
         try:
@@ -175,7 +180,7 @@ def main(argv):
     else:
         classifier = CheckpointClassifier(opts.checkpoint_dir, opts.checkpoint_path,
                                           config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES), opts.tta)
-    results, bad = classify(classifier, paths, opts.batch_size, opts.skip_bad_images)
+    results, bad = classify(classifier, paths, opts.batch_size, opts.skip_bad_images, flags.FLAGS.max_image_pixels)
     if results:
         report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
     if bad and not opts.skip_bad_images:  # as `ls` with a missing name: the rest answered, the exit says not all

@@ -4,7 +4,10 @@ import concurrent.futures
 import json
 import os
 import shutil
+import struct
 import subprocess
+import sys
+import zlib
 
 import pytest
 
@@ -214,3 +217,85 @@ def test_evaluate_on_a_read_only_train_dir_prints_its_report_and_warns(small_dis
     assert result.returncode == 0, result.stderr
     assert "test accuracy:" in result.stdout and "wrote" not in result.stdout
     assert "warning: cannot write" in result.stderr and "the result is printed, not saved" in result.stderr
+
+
+def png_bomb(path, side=20000):
+    """A valid 8-bit grey PNG of side x side zeros: 0.4 MB on disk, 400 MB decoded (more in float32)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(b"\0" * (side + 1)) for _ in range(side)) + packer.flush()
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) +
+                chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(tmp_path, digits_run):
+    folder = tmp_path / "pets"
+    make_folder_layout(folder, per_class=4)
+    bomb = folder / "cat" / "bomb.png"
+    png_bomb(bomb)
+    message = "20000x20000 is 400,000,000 pixels, over the limit of 89,478,485: not decoded"
+    with pytest.raises(UserError, match=f"bomb.png: {message}"):
+        image_folder.load(str(folder), image_size=8)
+    assert sum(image_folder.load(str(folder), image_size=8, skip_bad_images=True).size(n)
+               for n in ("train", "validation", "test")) == 12
+    with pytest.raises(UserError, match=r"24x20 is 480 pixels, over the limit of 400: .*--max_image_pixels raises"):
+        image_folder.load(str(folder), image_size=8, max_image_pixels=400)
+    one_error_line(run_cli("data.convert", "--dataset=image_folder", f"--data_dir={folder}",
+                           f"--output_dir={tmp_path / 'records'}"), message)
+    assert not os.path.exists(tmp_path / "records") and not os.path.exists(f"{tmp_path / 'records'}.partial")
+
+    digit = tmp_path / "digit.png"
+    write_image(str(digit), make_images([3])[0][..., None])
+    result = run_cli("predict", f"--checkpoint_dir={digits_run}", str(bomb), str(digit))
+    assert result.returncode == 2 and result.stderr.strip().startswith(f"error: {bomb}: {message}"), result.stderr
+    assert str(digit) in result.stdout  # the other file is classified
+    # The export's serving_default checks the header in the graph, before decoding what it is sent.
+    assert run_cli("export", f"--checkpoint_dir={digits_run}", f"--export_dir={tmp_path / 'export'}").returncode == 0
+    script = ("import sys, tensorflow as tf\n"
+              "m = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+              "try:\n"
+              "    m(images=tf.constant([open(sys.argv[2], 'rb').read()]))\n"
+              "except tf.errors.InvalidArgumentError as e:\n"
+              "    print('refused:', e.message.replace(chr(10), ' '))\n")
+    loaded = subprocess.run([sys.executable, "-c", script, str(tmp_path / "export" / "16"), str(bomb)],
+                            capture_output=True, text=True, timeout=300)
+    assert "refused:" in loaded.stdout and "an image has more than 89,478,485 pixels: not decoded" in loaded.stdout, \
+        loaded.stderr[-2000:]
+
+
+def palette_bmp(path, indices, palette, bits):
+    """A BMP of `bits` (1, 4 or 8) bits per pixel: `indices` [h, w] into `palette` [n, 3] (RGB), bottom-up rows."""
+    height, width = indices.shape
+    row_bytes = (bits * width + 31) // 32 * 4
+    per_byte = 8 // bits
+    rows = []
+    for y in range(height - 1, -1, -1):
+        values = list(indices[y]) + [0] * (-width % per_byte)
+        packed = bytes(sum(int(v) << (8 - bits * (k + 1)) for k, v in enumerate(values[i:i + per_byte]))
+                       for i in range(0, len(values), per_byte))
+        rows.append(packed.ljust(row_bytes, b"\0"))
+    table = b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    offset = 54 + len(table)
+    pixels = b"".join(rows)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<2sIHHI", b"BM", offset + len(pixels), 0, 0, offset) +
+                struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, 0, len(pixels), 2835, 2835, len(palette), 0) +
+                table + pixels)
+
+
+@pytest.mark.parametrize("bits", [1, 4, 8])
+def test_a_palette_bmp_is_decoded_through_its_colour_table(tmp_path, bits):
+    import numpy as np
+    import tensorflow as tf
+    from cnn_tf.data.preprocess import decode_as_found
+
+    rng = np.random.default_rng(bits)
+    palette = rng.integers(0, 256, (2 ** bits, 3))
+    indices = rng.integers(0, 2 ** bits, (9, 13))
+    palette_bmp(tmp_path / "p.bmp", indices, palette, bits)
+    decoded = decode_as_found(tf.constant((tmp_path / "p.bmp").read_bytes()), 3).numpy()
+    np.testing.assert_array_equal(decoded, palette[indices])  # tf.io.decode_bmp gives the indices as grey
+

@@ -37,7 +37,7 @@ def load_dataset_for(cfg, record=None, train_dir=None):
             image_size=cfg.image_size or nets_map[cfg.model].default_image_size, channels=cfg.channels,
             validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction,
             skip_bad_images=cfg.skip_bad_images, seed=cfg.seed, record=record if record and record.files else None,
-            train_dir=train_dir)
+            train_dir=train_dir, max_image_pixels=cfg.max_image_pixels)
     return load_dataset(cfg.dataset, data_dir=cfg.data_dir, validation_size=cfg.validation_size,
                         download_mirror=cfg.download_mirror)
 

@@ -133,6 +133,9 @@ def _first_size(paths):
 def convert_folder(cfg, folder, num_shards):
     """An image folder, file by file (see the module docstring)."""
     found, classes, index, bad = image_folder.labelled_records(cfg.data_dir, cfg.labels_csv, cfg.class_names)
+    oversize = {r.path: problem for r in found if (problem := image_folder.oversize(r.path, cfg.max_image_pixels))}
+    bad += [f"{path}: {problem}" for path, problem in oversize.items()]
+    found = [r for r in found if r.path not in oversize]  # never decoded
     paths = [r.path for r in found]
     size = [cfg.image_size] * 2 if cfg.image_size else _first_size(paths)
     with tqdm.tqdm(total=len(paths), unit="img", desc="reading", disable=None) as progress:

@@ -1,5 +1,6 @@
 """Reader for the IDX format of MNIST and Fashion-MNIST (gzipped or not)."""
 import gzip
+import zlib
 
 import numpy as np
 
@@ -18,8 +19,8 @@ def read_idx(path):
             raw = gzip.decompress(raw)
     except OSError as e:  # also gzip.BadGzipFile, EOFError is below
         raise UserError(f"cannot read {path}: {e}") from e
-    except EOFError as e:
-        raise UserError(f"{path} is a truncated gzip file; delete it and fetch it again") from e
+    except (EOFError, zlib.error) as e:  # cut short, or damaged inside
+        raise UserError(f"{path} is a truncated or damaged gzip file ({e}); delete it and fetch it again") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise UserError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'none'})")
     dtype, ndim = np.dtype(_DTYPES[raw[2]]), raw[3]

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnn_tf.data.dataset import Dataset
-from cnn_tf.data.preprocess import EXTENSIONS, decode
+from cnn_tf.data.preprocess import EXTENSIONS, decode, too_many_pixels
 from cnn_tf.errors import UserError, reason
 from cnn_tf.textfile import read_text
 
@@ -102,6 +102,8 @@ def _decode_all(paths, image_size, channels):
     One tf.data pass decodes in parallel; a file that fails is dropped by ignore_errors and named
     afterwards by decoding it alone, for its message.
     """
+    if not paths:
+        return np.zeros([0], np.int64), np.zeros([0, image_size, image_size, channels], np.uint8), {}
     graph = tf.Graph()
     with graph.as_default():
         def load(index, path):
@@ -218,6 +220,18 @@ def digest(path):
     return {"size": os.path.getsize(path), "sha256": sha}
 
 
+def _inspect(path, max_pixels):
+    """(digest of the file, what is wrong with its size or None), from one read of it."""
+    with open(path, "rb") as f:
+        contents = f.read()
+    return {"size": len(contents), "sha256": hashlib.sha256(contents).hexdigest()}, too_many_pixels(contents, max_pixels)
+
+
+def oversize(path, max_pixels):
+    """What is wrong with the size its header gives an image file, or None (see preprocess.too_many_pixels)."""
+    return _inspect(path, max_pixels)[1]
+
+
 def relative(path, data_dir):
     return os.path.relpath(path, data_dir).replace(os.sep, "/")
 
@@ -272,12 +286,16 @@ def report_bad(bad, skip_bad_images):
 
 
 def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channels=None, validation_fraction=0.1,
-         test_fraction=0.1, skip_bad_images=False, seed=0, record=None, train_dir=None):
+         test_fraction=0.1, skip_bad_images=False, seed=0, record=None, train_dir=None, max_image_pixels=None):
     """`channels`: 1 or 3; None: 1 when every image is grey (R = G = B, grayscale files included), else 3.
     `record`: the manifest of the run in `train_dir` being resumed: the folder must hold exactly the
     files it recorded (else one line says what changed), and its splits are the recorded ones."""
     records, classes, index, bad = labelled_records(data_dir, labels_csv, class_names)
-    found = {relative(r.path, data_dir): digest(r.path) for r in records}
+    found, usable = {}, []
+    for r in records:  # each file read once here: its digest, and its header's size before any decoding
+        found[relative(r.path, data_dir)], problem = _inspect(r.path, max_image_pixels)
+        bad += [f"{r.path}: {problem}"] if problem else []
+        usable += [] if problem else [r]
     labels_digest = dict(name=os.path.basename(labels_csv), **digest(labels_csv)) if labels_csv else None
     if record is not None:
         from cnn_tf.manifest import WHAT_TO_DO
@@ -287,15 +305,15 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channe
             raise UserError(f"{data_dir} changed since the run in {train_dir} started: {'; '.join(changed)}; "
                             f"{WHAT_TO_DO.format(train_dir=train_dir)}")
         return _load_recorded(record, data_dir, labels_csv, labels_digest, image_size)
-    print(f"decoding {len(records):,} images of {data_dir} to {image_size}x{image_size} ...", file=sys.stderr,
+    print(f"decoding {len(usable):,} images of {data_dir} to {image_size}x{image_size} ...", file=sys.stderr,
           flush=True)
-    decoded, images, errors = _decode_all([r.path for r in records], image_size, channels or 3)
+    decoded, images, errors = _decode_all([r.path for r in usable], image_size, channels or 3)
     if channels is None and len(images) and _all_grey(images):
         # The same pixels decode(channels=1) gives: the luminance of R = G = B is that value.
         images = np.ascontiguousarray(images[..., :1])
-    bad += [unreadable(records[i].path, msg) for i, msg in errors.items()]
+    bad += [unreadable(usable[i].path, msg) for i, msg in errors.items()]
     report_bad(bad, skip_bad_images)
-    labels = np.array([index[records[i].label] for i in decoded], np.int64)
+    labels = np.array([index[usable[i].label] for i in decoded], np.int64)
     if len(labels) == 0:
         raise UserError(f"no usable images in {data_dir}")
     parts = split_indices(labels, len(classes), validation_fraction, test_fraction, seed)
@@ -303,7 +321,7 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channe
              ((relative(r.path, data_dir), r) for r in records)}
     for name, ix in parts.items():
         for i in ix:
-            files[relative(records[decoded[i]].path, data_dir)]["split"] = name
+            files[relative(usable[decoded[i]].path, data_dir)]["split"] = name
     return _dataset({name: (images[ix], labels[ix]) for name, ix in parts.items()}, classes, data_dir, labels_csv,
                     files, labels_digest)
 

@@ -6,24 +6,153 @@
 The named placeholder `image:0` sits between scale_pixels and normalize: it always takes [0, 1]
 pixels, whatever --normalization the run trained with.
 """
+import functools
+import zlib
+
 import numpy as np
 import tensorflow as tf
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
 
+MAX_IMAGE_PIXELS = 89_478_485  # Pillow's default: a decoded image past it is a decompression bomb, not a photo
 
-def decode(contents, height, width, channels):
+
+def header_size(contents):
+    """(width, height) from a PNG, JPEG, GIF or BMP file's header, read without decoding it; None when
+    the bytes are none of those (decoding then says what is wrong)."""
+    head = bytes(contents[:64])
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 33:
+        # The IHDR chunk's CRC tells a real header from a damaged file (which decoding then names).
+        if head[12:16] == b"IHDR" and zlib.crc32(head[12:29]) == int.from_bytes(head[29:33], "big"):
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        return None
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"BM") and len(head) >= 30 and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124) \
+            and int.from_bytes(head[26:28], "little") == 1:  # a known info header, one plane
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(
+            int.from_bytes(head[22:26], "little", signed=True))
+    if head.startswith(b"\xff\xd8"):
+        return _jpeg_size(contents)
+    return None
+
+
+def _jpeg_size(contents):
+    """The frame size of a JPEG's first start-of-frame marker (SOF0..SOF15 but DHT, JPG, DAC)."""
+    i = 2
+    while i + 9 <= len(contents):
+        if contents[i] != 0xFF:
+            return None
+        marker = contents[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(contents[i + 7:i + 9], "big"), int.from_bytes(contents[i + 5:i + 7], "big")
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(contents[i + 2:i + 4], "big")
+    return None
+
+
+def too_many_pixels(contents, limit=MAX_IMAGE_PIXELS):
+    """What is wrong with an image whose header gives more than `limit` pixels (a 1 MB PNG can decode
+    to gigabytes), said before it is decoded; None if nothing is."""
+    size = header_size(contents)
+    if size and size[0] * size[1] > (limit or MAX_IMAGE_PIXELS):
+        return (f"{size[0]}x{size[1]} is {size[0] * size[1]:,} pixels, over the limit of {limit or MAX_IMAGE_PIXELS:,}: "
+                "not decoded (a decompression bomb, or a huge scan); --max_image_pixels raises the limit")
+    return None
+
+
+def bounded(contents, limit=MAX_IMAGE_PIXELS):
+    """`contents` (a scalar string) once its header says at most `limit` pixels, checked in the graph
+    before any decoding (what an export's serving_default does with the files it is sent)."""
+    padded = _padded(contents)
+    number = functools.partial(_header_number, padded)
+
+    def signed32(position):  # a BMP's height is negative for top-down rows
+        value = number(position, 4)
+        return tf.where(value >= 2 ** 31, 2 ** 32 - value, value)
+
+    pixels = tf.case([
+        (tf.equal(tf.strings.substr(padded, 0, 8), b"\x89PNG\r\n\x1a\n"),
+         lambda: number(16, 4, True) * number(20, 4, True)),
+        (tf.equal(tf.strings.substr(padded, 0, 3), b"GIF"), lambda: number(6, 2) * number(8, 2)),
+        (tf.equal(tf.strings.substr(padded, 0, 2), b"BM"), lambda: signed32(18) * signed32(22)),
+        (tf.equal(tf.strings.substr(padded, 0, 2), b"\xff\xd8"),
+         lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64))),
+    ], default=lambda: tf.constant(0, tf.int64), exclusive=False)
+    check = tf.debugging.assert_less_equal(pixels, tf.constant(limit or MAX_IMAGE_PIXELS, tf.int64), message=(
+        f"an image has more than {limit or MAX_IMAGE_PIXELS:,} pixels: not decoded (--max_image_pixels of the export)"))
+    with tf.control_dependencies([check]):
+        return tf.identity(contents)
+
+
+
+def decode(contents, height, width, channels, max_pixels=None):
     """A PNG/JPEG/BMP/GIF file's bytes (a GIF's first frame) -> uint8 [height, width, channels]: grey
-    replicated or colour averaged as `channels` asks, alpha dropped, resized with antialiasing."""
+    replicated or colour averaged as `channels` asks, alpha dropped, resized with antialiasing.
+    `max_pixels`: refuse (InvalidArgumentError) an image whose header gives more, before decoding it."""
+    if max_pixels:
+        contents = bounded(contents, max_pixels)
     return resize(decode_as_found(contents, channels), height, width, channels)
 
 
 def decode_as_found(contents, channels):
     """uint8 [h, w, channels] at the image's own size (see decode)."""
-    image = tf.io.decode_image(contents, channels=3 if channels == 1 else channels, expand_animations=False)
+    image = tf.cond(_is_palette_bmp(contents), lambda: _palette_bmp(contents), lambda: tf.io.decode_image(
+        contents, channels=3 if channels == 1 else channels, expand_animations=False))
+    image = tf.ensure_shape(image, [None, None, 3 if channels == 1 else channels])
     if channels == 1:  # decode_image's channels=1 refuses colour PNGs; this takes their luminance
         image = tf.image.rgb_to_grayscale(image)
     return image
+
+
+def _header_number(padded, position, length, big_endian=False):
+    """The unsigned integer of `length` bytes at `position` of a file's (zero-padded) bytes, in the graph."""
+    digits = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, position, length), tf.uint8), tf.int64)
+    weights = tf.constant([256 ** k for k in range(length)][::-1 if big_endian else 1], tf.int64)
+    return tf.reduce_sum(digits * weights)
+
+
+def _padded(contents):
+    return tf.strings.join([contents, tf.constant(b"\0" * 64)])  # a short file reads as zeros, not an error
+
+
+def _is_palette_bmp(contents):
+    padded = _padded(contents)
+    return tf.logical_and(tf.equal(tf.strings.substr(padded, 0, 2), b"BM"), _header_number(padded, 28, 2) <= 8)
+
+
+def _palette_bmp(contents):
+    """A 1-, 2-, 4- or 8-bit BMP through its colour table -> uint8 [h, w, 3]; tf.io.decode_bmp returns
+    such a file's palette indices as grey values."""
+    padded = _padded(contents)
+    number = functools.partial(_header_number, padded)
+    signed = lambda v: tf.where(v >= 2 ** 31, v - 2 ** 32, v)  # noqa: E731
+    offset, header, bits, compression = number(10, 4), number(14, 4), number(28, 2), number(30, 4)
+    width, height = signed(number(18, 4)), signed(number(22, 4))
+    colours = tf.where(number(46, 4) > 0, number(46, 4), tf.bitwise.left_shift(tf.constant(1, tf.int64), bits))
+    checks = [tf.debugging.assert_equal(compression, tf.constant(0, tf.int64),
+                                        message="a run-length-compressed BMP is not read; save it uncompressed"),
+              tf.debugging.assert_positive(width, message="a BMP of no width"),
+              tf.debugging.assert_positive(bits, message="a BMP of 0 bits per pixel")]
+    with tf.control_dependencies(checks):
+        rows = tf.abs(height)
+        row_bytes = (bits * width + 31) // 32 * 4
+        table = tf.reshape(tf.io.decode_raw(tf.strings.substr(contents, 14 + header, colours * 4), tf.uint8), [-1, 4])
+        data = tf.reshape(tf.io.decode_raw(tf.strings.substr(contents, offset, rows * row_bytes), tf.uint8),
+                          [rows, row_bytes])
+    per_byte = 8 // bits
+    shifts = tf.cast(8 - bits * (tf.range(per_byte, dtype=tf.int64) + 1), tf.uint8)
+    mask = tf.cast(tf.bitwise.left_shift(tf.constant(1, tf.int64), bits) - 1, tf.uint8)
+    indices = tf.bitwise.bitwise_and(tf.bitwise.right_shift(data[..., None], shifts), mask)
+    indices = tf.reshape(indices, [rows, row_bytes * per_byte])[:, :width]
+    rgb = tf.reverse(table[:, :3], [1])  # the table holds blue, green, red, reserved
+    image = tf.gather(rgb, tf.minimum(tf.cast(indices, tf.int64), tf.cast(tf.shape(rgb)[0], tf.int64) - 1))
+    return tf.cond(height > 0, lambda: tf.reverse(image, [0]), lambda: image)  # rows are stored bottom-up
 
 
 def resize(image, height, width, channels):
