@@ -18,6 +18,7 @@ variables are ready again and carry on from the global step they find.
 import dataclasses
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -170,6 +171,24 @@ def _first_line(error):
     return useful[-1] if useful else type(error).__name__
 
 
+def wait_for_listeners(hosts, deadline):
+    """Waits until each host:port accepts a TCP connection, until `deadline` (time.monotonic());
+    returns the ones that never did."""
+    waiting = list(hosts)
+    while waiting:
+        for host in list(waiting):
+            address, _, port = host.rpartition(":")
+            try:
+                with socket.create_connection((address.strip("[]"), int(port)), timeout=1.0):
+                    waiting.remove(host)
+            except OSError:
+                pass
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    return waiting
+
+
 def close_quietly(sess, wait=0.0):
     """Closes `sess` in a daemon thread, waiting at most `wait` seconds: closing a session whose ps
     is gone, or one with a run still pending on it, can block for good."""
@@ -218,6 +237,7 @@ def add_cluster_ops(g, cluster):
         # Empty once the chief has initialized or restored the variables (what the others wait for).
         c.ready = tf.compat.v1.report_uninitialized_variables(
             tf.compat.v1.global_variables() + [c.state, c.heartbeat], name="cluster/ready")
+        getattr(c.ready, "mark_used", lambda: None)()  # a run that never starts must not log a page about it
     with g.graph.as_default(), tf.compat.v1.device(f"/job:worker/task:{cluster.task_index}"):
         # The worker computed this step's gradients at this global step: a worker that is gone
         # stops beating, one waiting for its sync token has beaten.
@@ -258,6 +278,12 @@ class ClusterSession:
     def create(self, trainer):
         """A session to the cluster, ready to train; returns (global step, the checkpoint restored)."""
         deadline = time.monotonic() + 3 * self.cluster.worker_timeout
+        # A session's first run waits for every ps without any timeout (extending the graph to them):
+        # nothing is asked of the cluster before each ps accepts connections.
+        silent = wait_for_listeners(self.cluster.ps_hosts, deadline)
+        if silent:
+            raise UserError(f"{self.cluster.name()}: waited {3 * self.cluster.worker_timeout:g} s for the ps tasks; "
+                            f"nothing listens at {', '.join(silent)}: is every process of the cluster running?")
         last_error = None
         while time.monotonic() < deadline:
             sess = None

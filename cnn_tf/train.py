@@ -51,6 +51,7 @@ def _train(cfg, given, cluster, chief, lock):
     try:
         return _train_in(run_dir, cfg, given, cluster, chief, lock)
     except BaseException:
+        lock.release()  # its file first: an empty train dir this run made goes too
         run_dir.remove_if_empty()
         raise
 

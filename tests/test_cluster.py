@@ -272,6 +272,18 @@ def test_a_train_dir_on_another_tensorflow_filesystem(data_dir):
     assert Evaluator(run_dir, saved, "test").evaluate(latest)["accuracy"] == pytest.approx(metrics["accuracy"])
 
 
+def test_a_chief_whose_ps_never_comes_up_stops_in_one_line_within_its_timeout(data_dir, tmp_path):
+    ps, chief = free_ports(2)  # nothing listens at the ps's port
+    train_dir = tmp_path / "run"
+    result = run_cli("train", *small_run_flags(data_dir, str(train_dir)), "--job_name=worker", "--task_index=0",
+                     f"--ps_hosts=127.0.0.1:{ps}", f"--worker_hosts=127.0.0.1:{chief}", "--worker_timeout=2",
+                     timeout=120)  # a hang fails here (it waited past 110 s with --worker_timeout=5)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: worker 0 (127.0.0.1:{chief}): waited 6 s for the ps tasks; nothing listens at 127.0.0.1:{ps}: is "
+        "every process of the cluster running?"], result.stderr
+    assert not train_dir.exists()  # the empty train dir it made is gone
+
+
 def test_tf_config_describes_the_cluster_and_flags_win_over_it():
     from cnn_tf import config
     from cnn_tf.distributed import cluster_from
