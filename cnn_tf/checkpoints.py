@@ -27,8 +27,9 @@ STATE_FILE = "checkpoint"
 # A checkpoint's parts, and the temporary files a save writes before renaming them into place:
 # TensorFlow's `<part>.tempstate<digits>` and `<prefix>_temp*/` folders, our own `<file>.<random>.tmp`.
 _PART = re.compile(r"^(?P<prefix>.+-(?P<step>\d+))\.(?P<part>index|meta|data-(?P<shard>\d{5})-of-(?P<shards>\d{5}))$")
-_TEMPORARY = re.compile(r"^(?:.+-\d+(?:\.(?:index|meta|data-\d{5}-of-\d{5}))?(?:\.tempstate\d+|\.[\w]{8}\.tmp|\.\d+\.tmp)"
-                        r"|.+-\d+_temp.*|checkpoint(?:\.[\w]{8}|\.\d+)\.tmp)$")
+_OURS = re.escape(CHECKPOINT_NAME) + r"-\d+"  # the prefix of a checkpoint this package writes
+_TEMPORARY = re.compile(rf"^(?:{_OURS}(?:\.(?:index|meta|data-\d{{5}}-of-\d{{5}}))?(?:\.tempstate\d+|\.\w{{8}}\.tmp|\.\d+\.tmp)"
+                        rf"|{_OURS}_temp.*|{re.escape(STATE_FILE)}(?:\.\w{{8}}|\.\d+)\.tmp)$")
 
 
 def _read_state(checkpoint_dir):
@@ -86,7 +87,7 @@ def is_complete(path):
 def on_disk(checkpoint_dir):
     """Paths of the complete checkpoints found in `checkpoint_dir` (named model.ckpt-<N>), oldest first."""
     complete = [p for p, parts in _parts(checkpoint_dir).items()
-                if _is_complete(parts) and os.path.basename(p).startswith(CHECKPOINT_NAME + "-")]
+                if _is_complete(parts) and re.fullmatch(_OURS, os.path.basename(p))]
     return sorted(complete, key=step_of)
 
 
@@ -128,7 +129,7 @@ def repair(checkpoint_dir):
         return []
     notes, removed = [], []
     for prefix, parts in sorted(_parts(checkpoint_dir).items()):
-        if not _is_complete(parts) and os.path.basename(prefix).startswith(CHECKPOINT_NAME + "-"):
+        if not _is_complete(parts) and re.fullmatch(_OURS, os.path.basename(prefix)):
             for part in sorted(parts):
                 tf.io.gfile.remove(f"{prefix}.{part}")
                 removed.append(f"{os.path.basename(prefix)}.{part}")
@@ -155,10 +156,9 @@ def repair(checkpoint_dir):
 def _remove_temporaries(checkpoint_dir, prefix=None):
     """Deletes the temporary files of saves (of checkpoint `prefix` only, if given); returns their names."""
     removed = []
-    start = os.path.basename(prefix) if prefix else (CHECKPOINT_NAME + "-", STATE_FILE + ".")
+    start = os.path.basename(prefix) if prefix else ""
     for name in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(checkpoint_dir)):
-        if _TEMPORARY.match(name) and name.startswith(start) and (
-                not prefix or re.match(re.escape(start) + r"[._]", name)):
+        if _TEMPORARY.match(name) and (not prefix or re.match(re.escape(start) + r"[._]", name)):
             path = os.path.join(checkpoint_dir, name)
             tf.io.gfile.rmtree(path) if tf.io.gfile.isdir(path) else tf.io.gfile.remove(path)
             removed.append(name)

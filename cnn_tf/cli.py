@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from cnn_tf import checkpoints, config, errors
 from cnn_tf.errors import UserError
-from cnn_tf.manifest import RunManifest
+from cnn_tf.manifest import RunManifest, derived_note
 from cnn_tf.textfile import read_text
 from cnn_tf.traindir import TrainDir
 
@@ -145,8 +145,7 @@ def run_record(run_dir, cfg):
     if record is None:
         from cnn_tf.data import load_dataset_for
 
-        print(f"note: {run_dir.path} has no run.json (it was written before run manifests): reading the data for "
-              "its class names, shape and mean; resuming training once records them", file=sys.stderr, flush=True)
+        derived_note(run_dir.path, "reading the data for its class names, shape and mean")
         record = RunManifest.of(cfg, load_dataset_for(cfg))
     return record
 

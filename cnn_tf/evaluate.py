@@ -18,7 +18,7 @@ from cnn_tf import checkpoints, cli, config, errors
 from cnn_tf.data import load_split_for
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics, visual_summaries
 from cnn_tf.graph import build_graph_for
-from cnn_tf.manifest import RunManifest
+from cnn_tf.manifest import RunManifest, derived_note
 from cnn_tf.traindir import TrainDir, write_atomic
 
 
@@ -32,9 +32,7 @@ class Evaluator:
         record = RunManifest.read(run_dir.run_json)
         self.data = load_split_for(cfg, record, split)
         if record is None:
-            print(f"note: {run_dir.path} has no run.json (it was written before run manifests): its classes and "
-                  "splits are taken from the data as it is now; resuming training once records them",
-                  file=sys.stderr, flush=True)
+            derived_note(run_dir.path, "its classes and splits are taken from the data as it is now")
             record = RunManifest.of(cfg, self.data)
         elif split in record.splits and (changes := record.changes(self.data, [split])):
             raise errors.UserError(f"{cfg.data_dir or self.data.source}: {'; '.join(changes)}; this is not the data "

@@ -16,7 +16,6 @@ not the data recorded here, and an image folder's split membership is read from 
 import dataclasses
 import datetime
 import json
-import os
 import sys
 
 import numpy as np
@@ -128,6 +127,6 @@ def _jsonable(value):
 
 
 def derived_note(train_dir, what):
-    """Says once that a train dir older than run manifests had its record derived from the data."""
-    print(f"note: {train_dir} has no run.json (it was written before run manifests); {what}", file=sys.stderr,
-          flush=True)
+    """Says, for a reader, that a train dir older than run manifests has its record derived from `what`."""
+    print(f"note: {train_dir} has no run.json (it was written before run manifests): {what}; resuming training "
+          "once records them", file=sys.stderr, flush=True)

@@ -307,3 +307,24 @@ def test_a_reader_retries_on_the_new_latest_when_the_latest_vanishes_while_read(
     assert read == ["model.ckpt-32", "model.ckpt-16"]
     with pytest.raises(UserError):  # a checkpoint that is there but unreadable is an error, not retried
         cli.with_checkpoint(run_dir, None, lambda path: (_ for _ in ()).throw(UserError("corrupt")))
+
+
+def test_repair_removes_only_provably_incomplete_parts_of_our_checkpoints(tmp_path):
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    names = {
+        "model.ckpt-5.index": True, "model.ckpt-5.data-00000-of-00001": True, "model.ckpt-5.meta": True,  # complete
+        "model.ckpt-7.index": True, "model.ckpt-7.data-00000-of-00002": True,  # missing shard 1 of 2
+        "model.ckpt-8.data-00000-of-00001": True,  # no index
+        "model.ckpt-9_temp": False,  # a save's temporary folder (made below)
+        "checkpoint.ab12cd34.tmp": True, "model.ckpt-5.meta.zz99yy88.tmp": True,
+        "model.ckpt-x-3.data-00000-of-00001": True, "mine-4.data-00000-of-00001": True, "notes.tmp": True,
+    }
+    for name, is_file in names.items():
+        (ckpt / name).write_bytes(b"x") if is_file else (ckpt / name).mkdir()
+    notes = checkpoints.repair(str(ckpt))
+    left = sorted(os.listdir(ckpt))
+    assert left == ["checkpoint", "mine-4.data-00000-of-00001", "model.ckpt-5.data-00000-of-00001", "model.ckpt-5.index",
+                    "model.ckpt-5.meta", "model.ckpt-x-3.data-00000-of-00001", "notes.tmp"], left
+    assert "rebuilt it from the 1 complete checkpoints on disk (the latest: model.ckpt-5)" in notes[-1]
+    assert checkpoints.listed(str(ckpt)) == [str(ckpt / "model.ckpt-5")]

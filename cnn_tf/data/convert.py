@@ -23,7 +23,7 @@ import tqdm
 from absl import flags
 
 from cnn_tf import cli, config
-from cnn_tf.data import image_folder, load_dataset_for, records
+from cnn_tf.data import fingerprint, image_folder, load_dataset_for, records
 from cnn_tf.data.preprocess import decode_as_found, resize
 from cnn_tf.errors import UserError
 
@@ -133,7 +133,7 @@ def _first_size(paths):
 def convert_folder(cfg, folder, num_shards):
     """An image folder, file by file (see the module docstring)."""
     found, classes, index, bad = image_folder.labelled_records(cfg.data_dir, cfg.labels_csv, cfg.class_names)
-    oversize = {r.path: problem for r in found if (problem := image_folder.oversize(r.path, cfg.max_image_pixels))}
+    oversize = {r.path: problem for r in found if (problem := fingerprint.oversize(r.path, cfg.max_image_pixels))}
     bad += [f"{path}: {problem}" for path, problem in oversize.items()]
     found = [r for r in found if r.path not in oversize]  # never decoded
     paths = [r.path for r in found]
