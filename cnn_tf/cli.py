@@ -11,7 +11,7 @@ import tensorflow as tf
 from cnn_tf import checkpoints, config, errors
 from cnn_tf.errors import UserError
 from cnn_tf.manifest import RunManifest, derived_note
-from cnn_tf.textfile import read_text
+from cnn_tf.textfile import check_regular, read_text
 from cnn_tf.traindir import TrainDir
 
 FLAGS = flags.FLAGS
@@ -33,6 +33,9 @@ def run(main, usage, fields):
             sys.exit(0)
         # absl's own report of a bad flag is two lines headed FATAL; ours is one, like the others.
         try:
+            for arg in argv[1:]:  # absl would block reading a FIFO named as a flagfile
+                if arg.startswith("--flagfile="):
+                    check_regular(arg.split("=", 1)[1])
             return FLAGS([argv[0], *config.upgrade_flags(FLAGS.read_flags_from_files(argv[1:], force_gnu=False))])
         except flags.UnrecognizedFlagError as e:
             files = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")]
@@ -42,6 +45,8 @@ def run(main, usage, fields):
             message = str(e).removeprefix("ERROR:: ")
         except UnicodeDecodeError as e:  # absl reads a flagfile as UTF-8: name the file and the line
             message = _flagfile_encoding(argv, e)
+        except UserError as e:
+            message = str(e)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 

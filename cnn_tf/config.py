@@ -58,8 +58,11 @@ def grey_or_colour(v):
     return v in (1, 3)
 
 
+MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: longer is a typo (and overflows a run's timeout in milliseconds)
+
+
 def finite_positive(v):
-    return 0 < v < float("inf")
+    return 0 < v <= MAX_TIMEOUT
 
 
 MAX_IMAGE_SIDE = 4096  # pixels: an --image_size past it is a typo, not a model (a batch of them is gigabytes)
@@ -72,7 +75,7 @@ def image_side(v):
 _CHECK_WORDS = {positive: "must be positive", non_negative: "must be >= 0", unit_interval: "must be in (0, 1]",
                 fraction: "must be in [0, 1)", open_unit_interval: "must be in (0, 1)",
                 grey_or_colour: "must be 1 (grayscale) or 3 (RGB)", finite_positive: "must be a positive number of "
-                "seconds, not infinite", image_side: f"must be in 1..{MAX_IMAGE_SIDE} pixels"}
+                "seconds, at most a week (604800)", image_side: f"must be in 1..{MAX_IMAGE_SIDE} pixels"}
 
 
 def option(default, help, group, choices=None, check=None, must_match=False, overridable=False, saved=True):

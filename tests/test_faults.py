@@ -59,8 +59,8 @@ def test_a_fifo_named_like_an_image_is_named_not_read(tmp_path):
 def test_sizes_and_timeouts_past_any_sense_are_refused_before_any_work():
     with pytest.raises(UserError, match=r"--image_size must be in 1..4096 pixels \(got 100000\)"):
         config.RunConfig(image_size=100000)
-    for value in (float("inf"), float("nan")):
-        with pytest.raises(UserError, match="--worker_timeout must be a positive number of seconds"):
+    for value in (float("inf"), float("nan"), 1e300):
+        with pytest.raises(UserError, match="--worker_timeout must be a positive number of seconds, at most a week"):
             config.RunConfig(worker_timeout=value)
 
 
@@ -299,3 +299,18 @@ def test_a_palette_bmp_is_decoded_through_its_colour_table(tmp_path, bits):
     decoded = decode_as_found(tf.constant((tmp_path / "p.bmp").read_bytes()), 3).numpy()
     np.testing.assert_array_equal(decoded, palette[indices])  # tf.io.decode_bmp gives the indices as grey
 
+
+
+def test_a_gzip_idx_bomb_is_refused_from_its_header_and_a_fifo_flagfile_is_not_read(tmp_path):
+    import gzip
+
+    import numpy as np
+    from cnn_tf.data.idx import read_idx
+
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"  # 10 MB of zeros compress to 10 kB; it declares 100 GB
+    bomb.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + np.array([100000, 1000, 1000], ">u4").tobytes() + bytes(10 ** 7)))
+    with pytest.raises(UserError, match=r"declares \(100000, 1000, 1000\), 100,000,000,016 bytes decoded, over the limit"):
+        read_idx(str(bomb))
+    fifo = tmp_path / "run.cfg"
+    os.mkfifo(fifo)
+    one_error_line(run_cli("train", f"--flagfile={fifo}", timeout=60), f"{fifo} is not a regular file")

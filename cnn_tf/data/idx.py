@@ -10,13 +10,38 @@ from cnn_tf.errors import UserError
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_BYTES = 4 << 30  # what an IDX file may decode to: past it, it is damaged or a gzip bomb
+
+
+def _gunzip(raw, path):
+    """The decompressed IDX bytes, never more than its header declares (plus one byte, to see padding):
+    a small gzip file that would expand to gigabytes is refused from its header."""
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = stream.decompress(raw, 4)
+    if len(out) == 4 and out[:2] == b"\0\0" and out[2] in _DTYPES:
+        out += stream.decompress(stream.unconsumed_tail, 4 * out[3])
+        if len(out) == 4 + 4 * out[3]:
+            shape = np.frombuffer(out, ">u4", out[3], 4)
+            size = len(out) + int(np.prod(shape.astype(np.float64))) * np.dtype(_DTYPES[out[2]]).itemsize
+            if size > MAX_BYTES:
+                raise UserError(f"{path}: its header declares {tuple(int(d) for d in shape)}, {size:,} bytes decoded, "
+                                f"over the limit of {MAX_BYTES:,}: damaged, or not MNIST-like data")
+            while len(out) <= size and (stream.unconsumed_tail or not stream.eof):
+                chunk = stream.decompress(stream.unconsumed_tail, size + 1 - len(out))
+                if not chunk:
+                    break
+                out += chunk
+            return out
+    return out + stream.decompress(stream.unconsumed_tail, MAX_BYTES)  # not IDX: the magic check names it
+
+
 def read_idx(path):
     """Returns the array stored in the IDX file at `path`; raises UserError naming the file."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
         if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
-            raw = gzip.decompress(raw)
+            raw = _gunzip(raw, path)
     except OSError as e:  # also gzip.BadGzipFile, EOFError is below
         raise UserError(f"cannot read {path}: {e}") from e
     except (EOFError, zlib.error) as e:  # cut short, or damaged inside
