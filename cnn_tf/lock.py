@@ -1,4 +1,5 @@
-"""The exclusive lock a training process holds on its train dir: `<train_dir>/lock`.
+"""The exclusive lock a training process holds on its train dir, `<train_dir>/lock`, and the one a
+conversion holds beside its output (`<output_dir>.partial.lock`).
 
 An flock, so the kernel releases it when the process dies however it dies (a stale file after a
 SIGKILL is harmless: it is not locked). The file says who holds it (pid, host, start time) for the
@@ -16,28 +17,29 @@ from cnn_tf.traindir import is_local
 LOCK_FILE = "lock"
 
 
-class TrainDirLock:
-    def __init__(self, train_dir):
-        self.train_dir, self.path, self.fd = train_dir, os.path.join(train_dir, LOCK_FILE), None
+class FileLock:
+    """An exclusive flock on the file `path` (made if missing, deleted on release); `busy` is the
+    message when another process holds it, formatted with {holder} and {path}."""
+
+    def __init__(self, path, busy):
+        self.path, self.busy, self.fd = path, busy, None
 
     def acquire(self):
         """Takes the lock (again: a no-op), or raises UserError (exit 2) naming the process holding it.
-        A train dir on another filesystem TensorFlow supports (a URL) cannot be flocked: no lock."""
-        if self.fd is not None or not is_local(self.train_dir):
+        A path on another filesystem TensorFlow supports (a URL) cannot be flocked: no lock."""
+        if self.fd is not None or not is_local(self.path):
             return self
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except OSError as e:
-                raise UserError(f"cannot lock train dir {self.train_dir}: {e.strerror} ({self.path}); "
-                                "choose another --train_dir") from e
+                raise UserError(f"cannot lock {self.path}: {e.strerror}; choose another place to write") from e
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _holder(fd)
                 os.close(fd)
-                raise UserError(f"train dir {self.train_dir} is in use by another training process ({holder}; "
-                                f"{self.path} is locked): wait for it to end, or choose another --train_dir") from None
+                raise UserError(self.busy.format(holder=holder, path=self.path)) from None
             # Its holder may have deleted the file between our open and our lock: lock the file at the path.
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
@@ -67,6 +69,14 @@ class TrainDirLock:
             pass
         os.close(self.fd)
         self.fd = None
+
+
+class TrainDirLock(FileLock):
+    """Held by the training process of a train dir (or a cluster's chief) for its whole life."""
+
+    def __init__(self, train_dir):
+        super().__init__(os.path.join(train_dir, LOCK_FILE), f"train dir {train_dir} is in use by another training "
+                         "process ({holder}; {path} is locked): wait for it to end, or choose another --train_dir")
 
 
 def _holder(fd):

@@ -314,3 +314,17 @@ def test_a_gzip_idx_bomb_is_refused_from_its_header_and_a_fifo_flagfile_is_not_r
     fifo = tmp_path / "run.cfg"
     os.mkfifo(fifo)
     one_error_line(run_cli("train", f"--flagfile={fifo}", timeout=60), f"{fifo} is not a regular file")
+
+
+def test_two_conversions_into_one_place_at_once_one_wins_and_the_other_is_one_line(tmp_path):
+    make_folder_layout(tmp_path / "pets", per_class=40)
+    out = tmp_path / "records"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: run_cli("data.convert", "--dataset=image_folder",
+                                                  f"--data_dir={tmp_path / 'pets'}", f"--output_dir={out}"), range(2)))
+    assert sorted(r.returncode for r in results) == [0, 2], [r.stderr for r in results]
+    loser = next(r for r in results if r.returncode)
+    line = loser.stderr.strip().splitlines()[-1]
+    assert ("another conversion (pid" in line and "is writing" in line) or "exists; remove it" in line, line
+    assert sorted(os.listdir(tmp_path)) == ["pets", "records"]  # the winner's folder; no staging, no lock left
+    assert json.load(open(out / "dataset.json"))["splits"]["train"]["size"] == 96

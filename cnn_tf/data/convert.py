@@ -26,6 +26,7 @@ from cnn_tf import cli, config
 from cnn_tf.data import fingerprint, image_folder, load_dataset_for, records
 from cnn_tf.data.preprocess import decode_as_found, resize
 from cnn_tf.errors import UserError
+from cnn_tf.lock import FileLock
 
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp", ".gif": "gif"}
 
@@ -178,6 +179,22 @@ def convert(cfg, output_dir, num_shards=4):
         raise UserError(f"--output_dir={output_dir} exists; remove it or choose another (a conversion never "
                         "overwrites)")
     staging = output_dir + records.STAGING
+    # Beside the staging folder, not in it (it is renamed into place): a second conversion into the same
+    # place is refused, and a staging folder nobody holds is provably left by one that died.
+    lock = FileLock(staging + ".lock", "another conversion ({holder}) is writing " + staging + "; wait for it to "
+                    "finish, or choose another --output_dir")
+    if os.path.isdir(os.path.dirname(output_dir)):
+        lock.acquire()
+    try:
+        return _convert_locked(cfg, output_dir, staging, num_shards)
+    finally:
+        lock.release()
+
+
+def _convert_locked(cfg, output_dir, staging, num_shards):
+    if os.path.exists(output_dir):  # finished by a conversion that held the lock before this one
+        raise UserError(f"--output_dir={output_dir} exists; remove it or choose another (a conversion never "
+                        "overwrites)")
     if os.path.exists(staging):
         print(f"removing {staging}, left by a conversion that did not finish", file=sys.stderr)
         shutil.rmtree(staging)
