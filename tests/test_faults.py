@@ -128,16 +128,22 @@ def test_a_truncated_warm_start_source_is_one_line_before_the_train_dir_exists(t
 
 def test_a_checkpoint_path_may_name_any_of_its_files_and_a_wrong_one_is_one_line(digits_run, tmp_path):
     checkpoint = os.path.join(digits_run, "checkpoints", "model.ckpt-16")
-    for given in (checkpoint, checkpoint + ".index", checkpoint + ".meta", checkpoint + ".data-00000-of-00001"):
-        result = run_cli("evaluate", f"--checkpoint_dir={digits_run}", f"--checkpoint_path={given}")
+    runs = [("evaluate", f"--checkpoint_dir={digits_run}", f"--checkpoint_path={given}")
+            for given in (checkpoint + ".index", checkpoint + ".meta", checkpoint + ".data-00000-of-00001")]
+    runs += [("evaluate", f"--checkpoint_dir={digits_run}", f"--checkpoint_path={checkpoint[:-3]}"),
+             ("export", f"--checkpoint_dir={digits_run}", f"--export_dir={tmp_path / 'e'}",
+              f"--checkpoint_path={checkpoint[:-2]}-7"),
+             ("evaluate", f"--checkpoint_dir={os.path.join(digits_run, 'flags.cfg')}"),
+             ("export", f"--checkpoint_dir={digits_run}", f"--export_dir={tmp_path / 'e'}",
+              f"--checkpoint_path={checkpoint}.index")]  # it gave ValueError
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        *evaluated, no_step, missing, a_file, exported = pool.map(lambda args: run_cli(*args), runs)
+    for result in evaluated:
         assert result.returncode == 0 and f"checkpoint: {checkpoint} (global step 16)" in result.stdout, result.stderr
-    one_error_line(run_cli("evaluate", f"--checkpoint_dir={digits_run}",
-                           f"--checkpoint_path={os.path.join(digits_run, 'checkpoints', 'model.ckpt')}"),
-                   "its name does not end in -<global step>")
-    one_error_line(run_cli("export", f"--checkpoint_dir={digits_run}", f"--export_dir={tmp_path / 'e'}",
-                           f"--checkpoint_path={checkpoint[:-2]}-7"), "no complete checkpoint")
-    one_error_line(run_cli("evaluate", f"--checkpoint_dir={os.path.join(digits_run, 'flags.cfg')}"),
-                   "is a file, not a train dir")
+    one_error_line(no_step, "its name does not end in -<global step>")
+    one_error_line(missing, "no complete checkpoint")
+    one_error_line(a_file, "is a file, not a train dir")
+    assert exported.returncode == 0 and os.listdir(tmp_path / "e") == ["16"], exported.stderr
 
 
 def test_damaged_or_foreign_saved_models_are_one_line_and_two_exports_at_once_one_wins(digits_run, tmp_path):
