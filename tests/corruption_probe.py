@@ -2,7 +2,7 @@
 damaged file of one kind the way cnn_tf reads it and prints one JSON line per file, "ok", "error: ..."
 (a UserError: the one line a CLI would print) or "crash: ..." (anything else: a traceback a user would see).
 
-    python tests/corruption_probe.py KIND CONTEXT_JSON PATH...
+    python tests/corruption_probe.py JOBS_JSON      (a list of [kind, context, [path, ...]])
 """
 import json
 import os
@@ -56,14 +56,18 @@ def shards(path, context):
 def checkpoint(path, context):
     """A damaged index or data file of a checkpoint: checked and restored into the run's graph."""
     from cnn_tf.graph import build_graph
+    if "graph" not in _built:  # one graph and session for every damaged checkpoint
+        _built["graph"] = g = build_graph(config.RunConfig(), (28, 28, 1), 10, 1000)
+        _built["session"] = tf.compat.v1.Session(graph=g.graph)
     with tempfile.TemporaryDirectory() as folder:
         prefix = os.path.join(folder, "model.ckpt-16")
         for part in ("index", "data-00000-of-00001"):
             shutil.copy(f"{context['prefix']}.{part}", f"{prefix}.{part}")
         shutil.copy(path, f"{prefix}.{context['part']}")
-        g = build_graph(config.RunConfig(), (28, 28, 1), 10, 1000)
-        with tf.compat.v1.Session(graph=g.graph) as sess:
-            checkpoints.restore(sess, g, prefix)
+        checkpoints.restore(_built["session"], _built["graph"], prefix)
+
+
+_built = {}
 
 
 def flags_cfg(path, context):
@@ -71,7 +75,13 @@ def flags_cfg(path, context):
 
 
 def main():
-    kind, context, paths = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
+    with open(sys.argv[1]) as f:
+        jobs = json.load(f)
+    for kind, context, paths in jobs:  # one process for every kind: TensorFlow's import is paid once
+        probe(kind, context, paths)
+
+
+def probe(kind, context, paths):
     read = {"image": image, "labels_csv": labels_csv, "idx": idx, "cifar": cifar, "shards": shards,
             "checkpoint": checkpoint, "flags_cfg": flags_cfg}[kind]
     for path in paths:
