@@ -118,7 +118,9 @@ def test_the_launcher_trains_on_one_ps_and_two_workers(data_dir, tmp_path, sync)
     train_dir = str(tmp_path / "run")
     # Synchronous: each worker on two towers of its own (two CPU devices of its server), streaming its
     # share of every epoch from TFRecord shards.
-    flags = small_run_flags(data_dir, train_dir, "--worker_timeout=60",
+    # A summary at every step the chief takes: asynchronously, under load, the other worker may take
+    # nearly all the global steps, and the chief fewer than --summary_every_n_steps of them.
+    flags = small_run_flags(data_dir, train_dir, "--worker_timeout=60", "--summary_every_n_steps=1",
                             *(["--sync_replicas", "--num_towers=2"] if sync else []))
     if sync:
         from cnn_tf import config
