@@ -210,14 +210,23 @@ def run_ps(cluster, config):
     graph = tf.Graph()
     with graph.as_default():
         dequeue = _done_queue(cluster.task_index).dequeue()
-    done = set()
-    options = tf.compat.v1.RunOptions(timeout_in_ms=1000)  # signals are seen between waits
+    done, failed = set(), []
+
+    def take_tokens():
+        # A dequeue without a timeout: one cut short by a deadline can take a token with it.
+        try:
+            while len(done) < cluster.num_workers:
+                done.add(int(sess.run(dequeue)))
+        except tf.errors.OpError as e:
+            failed.append(e)
+
     with tf.compat.v1.Session(server.target, graph=graph, config=cluster.session_config(config)) as sess:
-        while len(done) < cluster.num_workers:
-            try:
-                done.add(int(sess.run(dequeue, options=options)))
-            except tf.errors.DeadlineExceededError:
-                continue
+        taker = threading.Thread(target=take_tokens, name="done_tokens", daemon=True)
+        taker.start()
+        while taker.is_alive():
+            taker.join(timeout=1.0)  # the main thread stays free for signals
+    if failed:
+        raise UserError(f"{cluster.name('ps')}: cannot read the workers' done tokens: {_first_line(failed[0])}")
     # A worker closes its session after its token; closing one whose ps is already gone can block.
     time.sleep(PS_GRACE)
     print(f"{cluster.name('ps')}: all {cluster.num_workers} workers done", flush=True)
@@ -397,19 +406,33 @@ class ClusterSession:
 
     def close(self, trainer):
         """The run's end as every worker must tell it: the chief sets the cluster's state (the others
-        then stop waiting for tokens), every worker enqueues its done token on every ps."""
+        then stop waiting for tokens), every worker enqueues its done token on every ps. Each is
+        retried for up to --worker_timeout: a ps left without a token serves for good."""
         sess, c = trainer.sess, trainer.g.cluster
-        try:
-            if self.cluster.is_chief:
-                sess.run(c.set_state, {c.new_state: FINISHED if trainer.state == "finished" else STOPPED},
-                         options=self._short(5000))
-            for index in [self.cluster.task_index, *self.lost]:
-                for enqueue in c.done:
-                    sess.run(enqueue, {c.done_index: index}, options=self._short(5000))
-        except tf.errors.OpError:
-            pass  # a ps that is gone does not wait for tokens
+        deadline = time.monotonic() + self.cluster.worker_timeout
+        if self.cluster.is_chief:
+            self._until_done(sess, c.set_state, {c.new_state: FINISHED if trainer.state == "finished" else STOPPED},
+                             deadline, "the run's end")
+        for index in [self.cluster.task_index, *self.lost]:
+            for ps, enqueue in enumerate(c.done):
+                self._until_done(sess, enqueue, {c.done_index: index}, deadline,
+                                 f"{self.cluster.name(index=index)}'s done token to {self.cluster.name('ps', ps)}")
         self._stop_aggregation()
         close_quietly(sess, wait=PS_GRACE)  # the ps tasks serve that long after the last token
+
+    def _until_done(self, sess, op, feed, deadline, what):
+        while True:
+            try:
+                sess.run(op, feed, options=self._short(5000))
+                return
+            except tf.errors.DeadlineExceededError as e:  # slow, not gone: again
+                if time.monotonic() >= deadline:
+                    print(f"warning: {self.cluster.name()}: could not give {what} ({_first_line(e)}); "
+                          "a ps still running must be stopped by hand", file=sys.stderr, flush=True)
+                    return
+                time.sleep(0.5)
+            except tf.errors.OpError:
+                return  # a ps that is gone waits for nothing
 
     def _stop_aggregation(self):
         if self.aggregation is not None:

@@ -78,8 +78,13 @@ class Cluster:
         """Each process exits 0 within the timeout; returns their output."""
         logs = []
         for process in processes:
-            code, log = self.finish(process)
-            assert code == 0, log
+            try:
+                code, log = self.finish(process)
+                assert code == 0, log
+            except AssertionError as e:
+                others = "".join(f"\n--- {p.name} ({p.log.name}):\n{p.log.read_text()}" for p in self.started
+                                 if p is not process)
+                raise AssertionError(f"{e}{others}") from None
             logs.append(log)
         return logs
 
