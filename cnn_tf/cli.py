@@ -63,13 +63,23 @@ def run(main, usage, fields):
                 e = UserError(f"corrupt data: {errors.reason(e)}; if it is a TFRecord shard, convert the "
                               "dataset again (loading with --verify_shards names the file)")
             elif not isinstance(e, UserError):
-                e = errors.disk_error(e)
+                e = errors.disk_error(e) or _input_error(e)
                 if e is None:
                     raise
             print(f"error: {e}", file=sys.stderr)
             sys.exit(e.exit_code)
 
     app.run(guarded, flags_parser=parse)
+
+
+def _input_error(error):
+    """A UserError for a record the input pipeline could not decode (a shard's image that is none, or
+    one over --max_image_pixels), else None."""
+    message = getattr(error, "message", "") or str(error)
+    if not isinstance(error, tf.errors.InvalidArgumentError) or "IteratorGetNext" not in message:
+        return None
+    data_dir = getattr(flags.FLAGS, "data_dir", None) if flags.FLAGS.is_parsed() else None
+    return UserError(f"a record of {data_dir or 'the input'}'s shards cannot be used: {errors.reason(error)}")
 
 
 def _flagfile_encoding(argv, error):

@@ -1,5 +1,6 @@
 """The exception types for mistakes a user can fix (cnn_tf.cli reports them as one line)."""
 import errno
+import re
 
 
 class UserError(Exception):
@@ -21,7 +22,10 @@ def reason(error):
     message = str(getattr(error, "message", None) or error)
     lines = [line.strip() for line in message.splitlines() if line.strip() and not line.startswith((" ", "\t"))]
     own = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "Node:", "[["))]
-    return (own or lines or [type(error).__name__])[-1 if own else 0]
+    line = (own or lines or [type(error).__name__])[-1 if own else 0]
+    # An error inside tf.data says where in the pipeline first; a failed assertion lists its operands.
+    line = re.sub(r"^Error in user-defined function .*? with iterator: [\w:]+: ", "", line)
+    return re.sub(r"^assertion failed: \[(.*?)\].*", r"\1", line)
 
 
 _DISK = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up",

@@ -207,3 +207,22 @@ def tree_snapshot(path):
             st = os.stat(full)
             snapshot[os.path.relpath(full, path)] = (st.st_size, st.st_mtime_ns)
     return snapshot
+
+
+def write_slim_shards(folder, images, labels, split, encoded=None):
+    """What TF-Slim's download_and_convert_mnist.py writes, with plain TensorFlow code. `encoded`:
+    files' bytes to store as they are, instead of `images` encoded as PNGs."""
+    import tensorflow as tf
+
+    def integer(value):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+    encoded = encoded or [tf.io.encode_png(image).numpy() for image in images]
+    with tf.io.TFRecordWriter(str(folder / f"mnist_{split}.tfrecord")) as writer:
+        for k, (png, label) in enumerate(zip(encoded, labels)):
+            feature = {"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+                       "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"])),
+                       "image/class/label": integer(label)}
+            if images is not None:
+                feature.update({"image/height": integer(images[k].shape[0]), "image/width": integer(images[k].shape[1])})
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())

@@ -15,11 +15,12 @@ from cnn_tf import config
 from cnn_tf.data import image_folder
 from cnn_tf.distributed import cluster_from
 from cnn_tf.errors import UserError
-from conftest import make_folder_layout, make_images, run_cli, small_run_flags, write_image
+from conftest import make_folder_layout, make_images, run_cli, small_run_flags, write_image, write_slim_shards
 
 
-def one_error_line(result, *expected):
-    lines = result.stderr.strip().splitlines()
+def one_error_line(result, *expected, notes=()):
+    """`notes`: what a stderr line before the error may start with (progress the command reports)."""
+    lines = [line for line in result.stderr.strip().splitlines() if not (notes and line.startswith(notes))]
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for text in expected:
@@ -270,6 +271,37 @@ def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(tmp_path, d
                             capture_output=True, text=True, timeout=300)
     assert "refused:" in loaded.stdout and "an image has more than 89,478,485 pixels: not decoded" in loaded.stdout, \
         loaded.stderr[-2000:]
+
+
+def test_a_bomb_in_tf_slim_shards_is_refused_before_it_is_decoded(tmp_path):
+    # Shards written elsewhere were never checked by a conversion: training checks each header.
+    bomb = tmp_path / "bomb.png"
+    png_bomb(bomb)
+    labels = list(range(10)) * 4
+    pngs = [tf_png(image) for image in make_images(labels, seed=1)[..., None]]
+    slim = tmp_path / "slim"
+    slim.mkdir()
+    (slim / "labels.txt").write_text("".join(f"{k}:digit {k}\n" for k in range(10)))
+    write_slim_shards(slim, None, labels + [3], "train", encoded=pngs + [bomb.read_bytes()])
+    train_dir = tmp_path / "run"
+    limit = "an image has more than 89,478,485 pixels: not decoded"
+    one_error_line(run_cli("train", "--dataset=tfrecord", f"--data_dir={slim}", f"--train_dir={train_dir}",
+                           "--batch_size=41", "--num_epochs=1", "--progress=false"), limit, "--max_image_pixels",
+                   notes=COUNTING)
+    assert not os.path.exists(train_dir / "checkpoints" / "checkpoint")  # no step was taken, none saved
+    # The first record is read for the image shape: the same check, before anything is trained.
+    write_slim_shards(slim, None, [3] + labels, "train", encoded=[bomb.read_bytes()] + pngs)
+    one_error_line(run_cli("train", "--dataset=tfrecord", f"--data_dir={slim}", f"--train_dir={tmp_path / 'run2'}",
+                           "--progress=false"), f"a record of {slim}'s shards cannot be used: {limit}", notes=COUNTING)
+
+
+COUNTING = "counting the records of "  # what loading TF-Slim's shards reports
+
+
+def tf_png(image):
+    import tensorflow as tf
+
+    return tf.io.encode_png(image).numpy()
 
 
 def palette_bmp(path, indices, palette, bits):

@@ -19,7 +19,8 @@ from cnn_tf import config
 from cnn_tf.data import load_dataset_for, records
 from cnn_tf.data.convert import convert
 from cnn_tf.data.pipeline import EpochPlan, InputPipeline
-from conftest import ROOT, cli_env, make_folder_layout, make_images, run_cli, small_run_flags, tree_snapshot
+from conftest import ROOT, cli_env, make_folder_layout, make_images, run_cli, small_run_flags, tree_snapshot, \
+    write_slim_shards
 from test_cifar10 import make_batch
 from test_cli import printed_accuracy
 
@@ -114,20 +115,6 @@ def test_an_image_folder_converts_file_by_file_to_the_splits_and_pixels_of_memor
     formats = {tf.train.Example.FromString(r.numpy()).features.feature["image/format"].bytes_list.value[0]
                for r in tf.data.TFRecordDataset(list(streamed.split("train").files))}
     assert formats == {b"png", b"jpeg", b"bmp"}
-
-
-def write_slim_shards(folder, images, labels, split):
-    """What TF-Slim's download_and_convert_mnist.py writes, with plain TensorFlow code."""
-    with tf.io.TFRecordWriter(str(folder / f"mnist_{split}.tfrecord")) as writer:
-        for image, label in zip(images, labels):
-            png = tf.io.encode_png(image).numpy()
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
-                "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"])),
-                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
-                "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[0]])),
-                "image/width": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[1]])),
-            })).SerializeToString())
 
 
 def rng_labels(n):

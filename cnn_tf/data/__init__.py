@@ -30,7 +30,8 @@ def load_dataset_for(cfg, record=None, train_dir=None):
     decoding, and split as it recorded)."""
     if cfg.dataset == "tfrecord":
         return records.load(data_dir=cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
-                            shuffle_buffer=cfg.shuffle_buffer, verify=cfg.verify_shards)
+                            shuffle_buffer=cfg.shuffle_buffer, verify=cfg.verify_shards,
+                            max_image_pixels=cfg.max_image_pixels)
     if cfg.dataset == "image_folder":
         return image_folder.load(
             data_dir=cfg.data_dir, labels_csv=cfg.labels_csv, class_names=cfg.class_names,

@@ -85,7 +85,8 @@ def bounded(contents, limit=MAX_IMAGE_PIXELS):
          lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64))),
     ], default=lambda: tf.constant(0, tf.int64), exclusive=False)
     check = tf.debugging.assert_less_equal(pixels, tf.constant(limit or MAX_IMAGE_PIXELS, tf.int64), message=(
-        f"an image has more than {limit or MAX_IMAGE_PIXELS:,} pixels: not decoded (--max_image_pixels of the export)"))
+        f"an image has more than {limit or MAX_IMAGE_PIXELS:,} pixels: not decoded (a decompression bomb, or a "
+        "huge scan); --max_image_pixels raises the limit"))
     with tf.control_dependencies([check]):
         return tf.identity(contents)
 

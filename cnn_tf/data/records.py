@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnn_tf.data.pipeline import Augmentation, EpochPlan, _without_autotune, epoch_order
-from cnn_tf.data.preprocess import decode
+from cnn_tf.data.preprocess import MAX_IMAGE_PIXELS, bounded, decode
 from cnn_tf import errors
 from cnn_tf.errors import UserError
 from cnn_tf.textfile import read_text
@@ -93,6 +93,7 @@ class RecordDataset:
     shuffle_buffer: int = 10000
     mean: tuple = None  # per-channel mean of the training images in [0, 1]; counted when first asked
     shard_digests: dict = dataclasses.field(default_factory=dict)  # path -> SHA-256 from dataset.json
+    max_image_pixels: int = None  # a record whose image's header gives more is refused before decoding
 
     @property
     def num_classes(self):
@@ -103,7 +104,7 @@ class RecordDataset:
         if self.mean is None:
             print(f"computing the training images' mean of {self.source} (its dataset.json has none) ...",
                   file=sys.stderr, flush=True)
-            self.mean = tuple(_pixel_mean(self.splits["train"].files, self.image_shape))
+            self.mean = tuple(_pixel_mean(self.splits["train"].files, self.image_shape, self.max_image_pixels))
         return np.asarray(self.mean)
 
     def split(self, name):
@@ -123,20 +124,21 @@ class RecordDataset:
         return self.split(name).size
 
     def pipeline(self, image_shape):
-        return RecordPipeline(image_shape, self.shuffle_buffer)
+        return RecordPipeline(image_shape, self.shuffle_buffer, self.max_image_pixels)
 
 
-def _parse(serialized, image_shape):
+def _parse(serialized, image_shape, max_pixels=MAX_IMAGE_PIXELS):
     features = tf.io.parse_single_example(serialized, FEATURES)
     height, width, channels = image_shape
-    return decode(features["image/encoded"], height, width, channels), features["image/class/label"]
+    return decode(features["image/encoded"], height, width, channels, max_pixels), features["image/class/label"]
 
 
-def _parse_batch(serialized, image_shape):
+def _parse_batch(serialized, image_shape, max_pixels=MAX_IMAGE_PIXELS):
     """A batch of serialized Examples -> uint8 images, int64 labels. Decoding a batch in one map
-    costs a third of decoding record by record (tf.data's per-element cost dominates small images)."""
+    costs a third of decoding record by record (tf.data's per-element cost dominates small images).
+    Shards from elsewhere (TF-Slim's) may hold anything: each header is checked before decoding."""
     features = tf.io.parse_example(serialized, FEATURES)
-    images = tf.map_fn(lambda contents: decode(contents, *image_shape), features["image/encoded"],
+    images = tf.map_fn(lambda contents: decode(contents, *image_shape, max_pixels), features["image/encoded"],
                        fn_output_signature=tf.TensorSpec(image_shape, tf.uint8), parallel_iterations=128)
     return images, features["image/class/label"]
 
@@ -145,8 +147,9 @@ class RecordPipeline:
     """Batches of [0, 1] pixels and labels from TFRecord shards (see the module docstring); the
     same `start_pass` / `start_epoch` as cnn_tf.data.pipeline.InputPipeline."""
 
-    def __init__(self, image_shape, shuffle_buffer=10000):
+    def __init__(self, image_shape, shuffle_buffer=10000, max_pixels=None):
         self.shuffle_buffer = shuffle_buffer
+        max_pixels = max_pixels or MAX_IMAGE_PIXELS
         image_shape = tuple(image_shape)
         with tf.compat.v1.name_scope("input"), tf.device("/cpu:0"):
             self._files = tf.compat.v1.placeholder(tf.string, [None], name="files")
@@ -160,7 +163,7 @@ class RecordPipeline:
             self._augment = Augmentation()
 
             def prepare(index, serialized):
-                images, labels = _parse_batch(serialized, image_shape)
+                images, labels = _parse_batch(serialized, image_shape, max_pixels)
                 return self._augment.prepare(index, images), labels
 
             dataset = (
@@ -198,8 +201,9 @@ class RecordPipeline:
         sess.run(self._iterator.initializer, feed)
 
 
-def _run(dataset, fn):
-    """Runs `fn(next_element)` over a tf.data `dataset` in a graph of its own; returns the results."""
+def _run(dataset, fn, where):
+    """Runs `fn(next_element)` over a tf.data `dataset` (of shard `where`'s folder) in a graph of its
+    own; returns the results."""
     graph = tf.Graph()
     with graph.as_default():
         element = tf.compat.v1.data.make_one_shot_iterator(dataset()).get_next()
@@ -213,27 +217,29 @@ def _run(dataset, fn):
             except tf.errors.DataLossError as e:
                 raise UserError(f"a TFRecord file is corrupt ({errors.reason(e)}); convert the dataset "
                                 "again") from e
+            except tf.errors.InvalidArgumentError as e:  # a record that is not an image, or a bomb
+                raise UserError(f"a record of {os.path.dirname(where)}'s shards cannot be used: {errors.reason(e)}")\
+                    from e
 
 
 def _count(path):
-    return sum(_run(lambda: tf.data.TFRecordDataset(path).batch(4096).map(tf.size), int))
+    return sum(_run(lambda: tf.data.TFRecordDataset(path).batch(4096).map(tf.size), int, path))
 
 
-def _pixel_mean(files, image_shape):
-    sums = _run(lambda: tf.data.TFRecordDataset(list(files)).map(lambda r: _parse(r, image_shape)[0])
+def _pixel_mean(files, image_shape, max_pixels=None):
+    sums = _run(lambda: tf.data.TFRecordDataset(list(files)).map(lambda r: _parse(r, image_shape, max_pixels)[0])
                 .batch(256).map(lambda x: (tf.reduce_sum(tf.cast(x, tf.float64), [0, 1, 2]), tf.shape(x)[0])),
-                lambda v: v)
+                lambda v: v, files[0])
     total = sum(s for s, _ in sums)
     count = sum(int(n) for _, n in sums) * image_shape[0] * image_shape[1]
     return total / max(count, 1) / 255.0
 
 
-def _first_record(path):
+def _first_record(path, max_pixels=None):
     def first():
-        return tf.data.TFRecordDataset(path).take(1).map(
-            lambda r: tf.shape(tf.io.decode_image(tf.io.parse_single_example(r, FEATURES)["image/encoded"],
-                                                  expand_animations=False)))
-    shapes = _run(first, lambda shape: tuple(int(d) for d in shape))
+        return tf.data.TFRecordDataset(path).take(1).map(lambda r: tf.shape(tf.io.decode_image(
+            bounded(tf.io.parse_single_example(r, FEATURES)["image/encoded"], max_pixels), expand_animations=False)))
+    shapes = _run(first, lambda shape: tuple(int(d) for d in shape), path)
     if not shapes:
         raise UserError(f"{path} holds no records")
     return shapes[0]
@@ -249,10 +255,11 @@ def interrupted(data_dir):
     return None
 
 
-def load(data_dir=None, image_size=None, channels=None, shuffle_buffer=10000, verify=True):
+def load(data_dir=None, image_size=None, channels=None, shuffle_buffer=10000, verify=True, max_image_pixels=None):
     """A RecordDataset of `data_dir`: cnn_tf's conversion (dataset.json) or TF-Slim's shards.
     `image_size`, `channels`: what the images are decoded to (default: as converted). `verify`: check
-    each shard's SHA-256 (else only its byte size) against dataset.json."""
+    each shard's SHA-256 (else only its byte size) against dataset.json. `max_image_pixels`: a record
+    whose image's header gives more is an error, before it is decoded."""
     if not data_dir:
         raise UserError("--dataset=tfrecord needs --data_dir, a folder written by `python -m cnn_tf.data.convert`")
     if reason := interrupted(data_dir):
@@ -263,10 +270,10 @@ def load(data_dir=None, image_size=None, channels=None, shuffle_buffer=10000, ve
     if tf.io.gfile.exists(os.path.join(data_dir, METADATA)):
         data = _load_converted(data_dir, verify)
     else:
-        data = _load_slim(data_dir)
+        data = _load_slim(data_dir, max_image_pixels)
     height, width, depth = data.image_shape
     data.image_shape = (image_size or height, image_size or width, channels or depth)
-    data.shuffle_buffer = shuffle_buffer
+    data.shuffle_buffer, data.max_image_pixels = shuffle_buffer, max_image_pixels
     if channels and channels != depth:
         data.mean = None  # counted again, in the channels asked for
     # The loop and evaluate expect every split; an absent one is empty.
@@ -303,7 +310,7 @@ def _load_converted(data_dir, verify):
         raise UserError(f"{path} is not a valid {METADATA} ({type(e).__name__}: {e}); convert the dataset again") from e
 
 
-def _load_slim(data_dir):
+def _load_slim(data_dir, max_image_pixels):
     names = sorted(tf.io.gfile.listdir(data_dir))
     files = {name: [] for name in SPLITS}
     for name in names:
@@ -327,6 +334,6 @@ def _load_slim(data_dir):
         raise UserError(f"{labels} must name the classes 0..N-1, each once")
     print(f"counting the records of {data_dir}'s TF-Slim shards ...", file=sys.stderr, flush=True)
     splits = {name: RecordSplit(tuple(paths), sum(_count(p) for p in paths)) for name, paths in files.items() if paths}
-    height, width, depth = _first_record(splits["train"].files[0])
+    height, width, depth = _first_record(splits["train"].files[0], max_image_pixels)
     return RecordDataset("tfrecord", splits, [class_names[k] for k in range(len(class_names))],
                          (height, width, 3 if depth == 4 else depth), source=f"{data_dir} (TF-Slim shards)")
