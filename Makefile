@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/lenet_fashion_mnist.cfg
 FLAGS ?=
 PYTEST_ARGS ?=
+TEST_JOBS ?= 2
 
 BENCH_VENV ?= .venv-bench
 BENCH_ARGS ?= --time_to_accuracy --update_readme --rounds=5
@@ -27,8 +28,9 @@ data: install
 train: data
 	$(PY) -m cnn_tf.train --flagfile=$(CONFIG) $(FLAGS)
 
+# Two test files at a time: most of a test is a CLI process importing TensorFlow on one core.
 test: data
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 # The benchmark's own environment: the package plus PyTorch's CPU build (not a dependency of cnn_tf).
 $(BENCH_VENV)/.installed: pyproject.toml

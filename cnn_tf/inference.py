@@ -7,7 +7,7 @@ import types
 import tensorflow as tf
 
 from cnn_tf import checkpoints
-from cnn_tf.data.preprocess import decode, normalize, scale_pixels
+from cnn_tf.data.preprocess import bounded, decode, normalize, scale_pixels
 from cnn_tf.nets import get_network_fn, model_options
 
 
@@ -45,7 +45,8 @@ def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta="n
                     "class_names": tf.gather(names, classes)}
 
         g.encoded = tf.compat.v1.placeholder(tf.string, [None], "encoded_images")
-        decoded = tf.map_fn(lambda contents: decode(contents, height, width, channels, cfg.max_image_pixels), g.encoded,
+        decoded = tf.map_fn(lambda contents: decode(contents, height, width, channels),
+                            bounded(g.encoded, cfg.max_image_pixels),
                             fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8))
         with tf.compat.v1.name_scope("from_files"):
             g.from_files = classify(scale_pixels(decoded), reuse=False)

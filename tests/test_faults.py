@@ -366,3 +366,29 @@ def test_two_conversions_into_one_place_at_once_one_wins_and_the_other_is_one_li
     assert ("another conversion (pid" in line and "is writing" in line) or "exists; remove it" in line, line
     assert sorted(os.listdir(tmp_path)) == ["pets", "records"]  # the winner's folder; no staging, no lock left
     assert json.load(open(out / "dataset.json"))["splits"]["train"]["size"] == 96
+
+
+def test_the_in_graph_pixel_check_reads_each_format_of_a_mixed_batch():
+    # One check for a whole batch (records, serving_default): each file's header by its own format.
+    import tensorflow as tf
+
+    from cnn_tf.data.preprocess import bounded
+
+    image = make_images([1])[0][..., None]
+    png, jpeg = tf.io.encode_png(image).numpy(), tf.io.encode_jpeg(image).numpy()
+    sof = jpeg.index(b"\xff\xc0")
+    huge_jpeg = jpeg[:sof + 5] + struct.pack(">HH", 20000, 20000) + jpeg[sof + 9:]  # its frame's height, width
+    bmp = struct.pack("<2sIHHIIiiHH", b"BM", 0, 0, 0, 54, 40, 28, 28, 1, 24)
+    tall_bmp = struct.pack("<2sIHHIIiiHH", b"BM", 0, 0, 0, 54, 40, 30000, -30000, 1, 24)  # top-down rows
+
+    def pixels_ok(files, limit=28 * 28):
+        try:
+            bounded(tf.constant(files, tf.string), limit).numpy()
+            return True
+        except tf.errors.InvalidArgumentError as e:
+            assert f"an image has more than {limit:,} pixels: not decoded" in e.message
+            return False
+
+    assert pixels_ok([png, jpeg, bmp, b"", b"not an image"])
+    assert not pixels_ok([png, bmp, huge_jpeg]) and not pixels_ok([tall_bmp, jpeg]) and not pixels_ok(png, 100)
+    assert pixels_ok([]) and pixels_ok(jpeg)

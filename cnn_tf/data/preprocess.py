@@ -67,29 +67,33 @@ def too_many_pixels(contents, limit=MAX_IMAGE_PIXELS):
 
 
 def bounded(contents, limit=MAX_IMAGE_PIXELS):
-    """`contents` (a scalar string) once its header says at most `limit` pixels, checked in the graph
-    before any decoding (what an export's serving_default does with the files it is sent)."""
-    padded = _padded(contents)
+    """`contents` (files' bytes, a string tensor of any shape) once every header says at most `limit`
+    pixels, checked in the graph before any decoding (what an export's serving_default does with the
+    files it is sent). One check for a whole batch: per image, its ops cost a third of a small PNG's decode."""
+    files = tf.reshape(contents, [-1])
+    padded = _padded(files)
     number = functools.partial(_header_number, padded)
+
+    def starts(magic):
+        return tf.equal(tf.strings.substr(padded, 0, len(magic)), magic)
 
     def signed32(position):  # a BMP's height is negative for top-down rows
         value = number(position, 4)
         return tf.where(value >= 2 ** 31, 2 ** 32 - value, value)
 
-    pixels = tf.case([
-        (tf.equal(tf.strings.substr(padded, 0, 8), b"\x89PNG\r\n\x1a\n"),
-         lambda: number(16, 4, True) * number(20, 4, True)),
-        (tf.equal(tf.strings.substr(padded, 0, 3), b"GIF"), lambda: number(6, 2) * number(8, 2)),
-        (tf.equal(tf.strings.substr(padded, 0, 2), b"BM"), lambda: signed32(18) * signed32(22)),
-        (tf.equal(tf.strings.substr(padded, 0, 2), b"\xff\xd8"),
-         lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64))),
-    ], default=lambda: tf.constant(0, tf.int64), exclusive=False)
+    # A JPEG's size is in its first start-of-frame marker, wherever that is: TensorFlow reads it.
+    jpeg = starts(b"\xff\xd8")
+    jpeg_pixels = tf.map_fn(lambda c: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(c)[:2], tf.int64)),
+                            tf.boolean_mask(files, jpeg), fn_output_signature=tf.int64)
+    jpeg_pixels = tf.scatter_nd(tf.where(jpeg), jpeg_pixels, tf.shape(files, out_type=tf.int64))
+    pixels = tf.where(starts(b"\x89PNG\r\n\x1a\n"), number(16, 4, True) * number(20, 4, True),
+                      tf.where(starts(b"GIF"), number(6, 2) * number(8, 2),
+                               tf.where(starts(b"BM"), signed32(18) * signed32(22), jpeg_pixels)))
     check = tf.debugging.assert_less_equal(pixels, tf.constant(limit or MAX_IMAGE_PIXELS, tf.int64), message=(
         f"an image has more than {limit or MAX_IMAGE_PIXELS:,} pixels: not decoded (a decompression bomb, or a "
         "huge scan); --max_image_pixels raises the limit"))
     with tf.control_dependencies([check]):
         return tf.identity(contents)
-
 
 
 def decode(contents, height, width, channels, max_pixels=None):
@@ -112,10 +116,11 @@ def decode_as_found(contents, channels):
 
 
 def _header_number(padded, position, length, big_endian=False):
-    """The unsigned integer of `length` bytes at `position` of a file's (zero-padded) bytes, in the graph."""
-    digits = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, position, length), tf.uint8), tf.int64)
+    """The unsigned integer of `length` bytes at `position` of each file's (zero-padded) bytes, in the graph."""
+    digits = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, position, length), tf.uint8, fixed_length=length),
+                     tf.int64)
     weights = tf.constant([256 ** k for k in range(length)][::-1 if big_endian else 1], tf.int64)
-    return tf.reduce_sum(digits * weights)
+    return tf.reduce_sum(digits * weights, axis=-1)  # one number per file
 
 
 def _padded(contents):

@@ -138,7 +138,7 @@ def _parse_batch(serialized, image_shape, max_pixels=MAX_IMAGE_PIXELS):
     costs a third of decoding record by record (tf.data's per-element cost dominates small images).
     Shards from elsewhere (TF-Slim's) may hold anything: each header is checked before decoding."""
     features = tf.io.parse_example(serialized, FEATURES)
-    images = tf.map_fn(lambda contents: decode(contents, *image_shape, max_pixels), features["image/encoded"],
+    images = tf.map_fn(lambda contents: decode(contents, *image_shape), bounded(features["image/encoded"], max_pixels),
                        fn_output_signature=tf.TensorSpec(image_shape, tf.uint8), parallel_iterations=128)
     return images, features["image/class/label"]
 
