@@ -8,7 +8,7 @@ import sys
 from absl import app, flags, logging
 import tensorflow as tf
 
-from cnn_tf import checkpoints, config, errors
+from cnn_tf import checkpoints, config, errors, exit_codes
 from cnn_tf.errors import UserError
 from cnn_tf.manifest import RunManifest, derived_note
 from cnn_tf.textfile import check_regular, read_text
@@ -48,14 +48,14 @@ def run(main, usage, fields):
         except UserError as e:
             message = str(e)
         print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exit_codes.USER_ERROR)
 
     def guarded(argv):
         try:
             return main(argv)
         except KeyboardInterrupt:  # before the training loop's handlers are in place: nothing written yet
             print("\ninterrupted", file=sys.stderr)
-            sys.exit(130)
+            sys.exit(exit_codes.INTERRUPTED)
         except (UserError, tf.errors.DataLossError, OSError, tf.errors.OpError) as e:
             if logging.get_verbosity() >= logging.DEBUG:
                 raise

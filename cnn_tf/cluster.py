@@ -19,7 +19,7 @@ import time
 
 from absl import flags
 
-from cnn_tf import cli, config
+from cnn_tf import cli, config, exit_codes
 from cnn_tf.errors import UserError
 
 CLUSTER_FLAGS = ("job_name", "task_index", "ps_hosts", "worker_hosts")
@@ -127,7 +127,7 @@ class Launcher:
         for p in everyone:
             p.reader.join(timeout=5)
         self.say("exit codes: " + ", ".join(f"{p.role} {p.code}" for p in everyone))
-        return chief.code if chief.code >= 0 else 128 - chief.code  # killed by signal N: 128 + N, as a shell says
+        return chief.code if chief.code >= 0 else exit_codes.of_signal(-chief.code)  # killed by signal N
 
 
 def _interrupt(signum, frame):

@@ -26,8 +26,8 @@ import types
 
 import tensorflow as tf
 
-from cnn_tf import checkpoints, errors
-from cnn_tf.callbacks.heartbeat import LOST_WORKER_EXIT, lost_reason
+from cnn_tf import checkpoints, errors, exit_codes
+from cnn_tf.callbacks.heartbeat import lost_reason
 from cnn_tf.errors import UserError
 
 PS_GRACE = 5.0  # seconds a ps serves on after the last done token
@@ -366,12 +366,12 @@ class ClusterSession:
         if isinstance(error, tf.errors.DeadlineExceededError):
             state = self._read(trainer, c.state)
             if state in (FINISHED, STOPPED) and not self.cluster.is_chief:
-                trainer.request_stop("the chief ending the run", 0 if state == FINISHED else 4)
+                trainer.request_stop("the chief ending the run", exit_codes.OK if state == FINISHED else exit_codes.RUN_STOPPED)
                 return None
             if self.cluster.sync and self.cluster.is_chief and state == RUNNING:
                 lost = self.lost = self._lost_workers(trainer)
                 if lost:
-                    trainer.request_stop(lost_reason(self.cluster, lost), LOST_WORKER_EXIT)
+                    trainer.request_stop(lost_reason(self.cluster, lost), exit_codes.RUN_STOPPED)
                     return None
             self.stalls = self.stalls + 1 if self.stalled_at == trainer.global_step else 1
             self.stalled_at = trainer.global_step

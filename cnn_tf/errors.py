@@ -2,17 +2,19 @@
 import errno
 import re
 
+from cnn_tf import exit_codes
+
 
 class UserError(Exception):
     """Bad input: the message names the file, flag or value and says what to do."""
 
-    exit_code = 2
+    exit_code = exit_codes.USER_ERROR
 
 
 class TrainingDiverged(UserError):
-    """The loss or the weights became NaN or infinite (exit 3)."""
+    """The loss or the weights became NaN or infinite."""
 
-    exit_code = 3
+    exit_code = exit_codes.DIVERGED
 
 
 def reason(error):

@@ -85,7 +85,7 @@ class Trainer:
     def __init__(self, g, feed, callbacks, num_epochs, session_config=None, checkpoint_dir=None,
                  initialize=None, is_chief=True, session=None):
         self.g, self.feed, self.num_epochs = g, feed, num_epochs
-        self.session_config, self.checkpoint_dir, self.is_chief = session_config, checkpoint_dir, is_chief
+        self.checkpoint_dir, self.is_chief = checkpoint_dir, is_chief
         self.session = session or LocalSession(session_config)
         self._initialize = initialize or (lambda sess: sess.run(g.init_op))
         self.initial_weights = getattr(initialize, "description", "the initial weights")

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tqdm
 from absl import flags, logging
 
-from cnn_tf import cli, config, errors
+from cnn_tf import cli, config, errors, exit_codes
 from cnn_tf.data.preprocess import EXTENSIONS, too_many_pixels
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
@@ -184,7 +184,7 @@ def main(argv):
     if results:
         report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
     if bad and not opts.skip_bad_images:  # as `ls` with a missing name: the rest answered, the exit says not all
-        sys.exit(2)
+        sys.exit(exit_codes.USER_ERROR)
 
 
 def run():

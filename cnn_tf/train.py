@@ -13,7 +13,7 @@ import sys
 from absl import flags
 import tensorflow as tf
 
-from cnn_tf import checkpoints, cli, config, distributed
+from cnn_tf import checkpoints, cli, config, distributed, exit_codes
 from cnn_tf.callbacks import default_callbacks
 from cnn_tf.data import load_dataset_for
 from cnn_tf.data.pipeline import TrainFeed
@@ -26,16 +26,28 @@ from cnn_tf.manifest import RunManifest
 from cnn_tf.traindir import TrainDir
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """How a run of `train` ended; the CLI prints it (`report`) and exits with `exit_code`."""
+    state: str  # "finished", "stopped" (a stop request: a signal, a lost worker), or "served" (a ps)
+    exit_code: int = exit_codes.OK
+    global_step: int = 0
+    steps_per_epoch: int = 0
+    stop_reason: str = None
+    checkpoint: str = None  # the latest complete checkpoint (the chief's)
+    metrics: dict = None  # the test split's, at the end of a finished run that has one
+    worker: str = None  # a worker that is not the chief: its name
+
+
 def train(cfg, given=None):
-    """Trains run configuration `cfg` (paths resolved); returns the test split's metrics (or None).
-    `given`: the names of the flags given this time; on a resume, the data choices not among them are
-    the ones the run started with (None: take `cfg` as it is). A stop by signal exits the process with
-    128 + the signal, after saying how to continue. In a cluster (cnn_tf.distributed), a ps serves
-    until the workers are done; only the chief (worker 0) writes into the train dir, and holds its lock."""
+    """Trains run configuration `cfg` (paths resolved); returns a TrainResult. `given`: the names of
+    the flags given this time; on a resume, the data choices not among them are the ones the run
+    started with (None: take `cfg` as it is). In a cluster (cnn_tf.distributed), a ps serves until the
+    workers are done; only the chief (worker 0) writes into the train dir, and holds its lock."""
     cluster = distributed.cluster_from(cfg)
     if cluster and cluster.job_name == "ps":
         distributed.run_ps(cluster, config.session_config(cfg))
-        return None
+        return TrainResult("served")
     chief = cluster is None or cluster.is_chief
     lock = TrainDirLock(cfg.train_dir)
     try:
@@ -91,34 +103,34 @@ def _train_in(run_dir, cfg, given, cluster, chief, lock):
                       config.session_config(cfg), run_dir.checkpoints, initialize=warm_start, is_chief=chief,
                       session=session)
     trainer.train()
-    if not chief:
-        print(f"{cluster.name()}: {trainer.state if trainer.stop_reason is None else 'stopped by ' + trainer.stop_reason}"
-              f" at global step {trainer.global_step}", flush=True)
-        sys.exit(trainer.exit_code)
-    if trainer.state == "stopped":
-        stopped(trainer, run_dir)
-    metrics = trainer.results.get("test")
-    print(f"checkpoint: {checkpoints.latest(run_dir.checkpoints)}")
-    print(f"test accuracy: {metrics['accuracy']:.4f}" if metrics else "no test split to evaluate")
-    return metrics
+    return TrainResult(trainer.state, trainer.exit_code, trainer.global_step, trainer.steps_per_epoch,
+                       trainer.stop_reason, checkpoints.latest(run_dir.checkpoints) if chief else None,
+                       trainer.results.get("test") if chief else None, None if chief else cluster.name())
 
 
-def stopped(trainer, run_dir):
-    """Says where a stop request left the run and how to continue; exits with its code."""
-    step, per_epoch = trainer.global_step, trainer.steps_per_epoch
-    latest = checkpoints.latest(run_dir.checkpoints)
-    saved = (f"saved {latest}" if latest and checkpoints.step_of(latest) == step else
-             f"the weights are not finite: not saved; the latest checkpoint is {latest or 'none'}")
-    print(f"stopped by {trainer.stop_reason} at global step {step} (epoch {step // per_epoch + 1}, step "
-          f"{step % per_epoch} of {per_epoch}); {saved}. Run the same command to continue.", flush=True)
-    sys.exit(trainer.exit_code)
+def report(result):
+    """What the train CLI prints (stdout) of how the run ended."""
+    if result.worker:
+        end = result.state if result.stop_reason is None else "stopped by " + result.stop_reason
+        print(f"{result.worker}: {end} at global step {result.global_step}", flush=True)
+    elif result.state == "stopped":  # where the stop left the run, and how to continue
+        step, per_epoch, latest = result.global_step, result.steps_per_epoch, result.checkpoint
+        saved = (f"saved {latest}" if latest and checkpoints.step_of(latest) == step else
+                 f"the weights are not finite: not saved; the latest checkpoint is {latest or 'none'}")
+        print(f"stopped by {result.stop_reason} at global step {step} (epoch {step // per_epoch + 1}, step "
+              f"{step % per_epoch} of {per_epoch}); {saved}. Run the same command to continue.", flush=True)
+    elif result.state == "finished":
+        print(f"checkpoint: {result.checkpoint}")
+        print(f"test accuracy: {result.metrics['accuracy']:.4f}" if result.metrics else "no test split to evaluate")
 
 
 def main(argv):
     cli.no_arguments(argv)
     fields = dataclasses.fields(config.RunConfig)
-    train(config.from_flags(config.RunConfig, flags.FLAGS).resolved(),
-          given=set(config.given_flags(flags.FLAGS, fields)))
+    result = train(config.from_flags(config.RunConfig, flags.FLAGS).resolved(),
+                   given=set(config.given_flags(flags.FLAGS, fields)))
+    report(result)
+    sys.exit(result.exit_code)
 
 
 def run():

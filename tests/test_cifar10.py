@@ -120,6 +120,6 @@ def test_train_one_epoch_on_downloaded_cifar10(tmp_path, served):
                            train_dir=f"{tmp_path}/run", download_mirror=url, validation_size=50, batch_size=25,
                            num_epochs=1, progress=False)
     os.makedirs(tmp_path / "data")
-    metrics = train.train(cfg.resolved())
+    metrics = train.train(cfg.resolved()).metrics
     assert metrics["count"] == 50
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "model.ckpt-10.index")

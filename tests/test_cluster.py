@@ -270,7 +270,7 @@ def test_a_train_dir_on_another_tensorflow_filesystem(data_dir):
     cfg = config.RunConfig(dataset="mnist", data_dir=data_dir, validation_size=200, batch_size=64, num_epochs=1,
                            progress=False, train_dir="ram://cnn_tf_test/run").resolved()
     assert cfg.train_dir == "ram://cnn_tf_test/run"
-    metrics = train(cfg)
+    metrics = train(cfg).metrics
     latest = checkpoints.latest("ram://cnn_tf_test/run/checkpoints")
     assert latest.endswith("model.ckpt-16")
     assert tf.io.gfile.glob("ram://cnn_tf_test/run/summaries/train/events.out.tfevents.*")

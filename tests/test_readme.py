@@ -103,3 +103,14 @@ def test_every_readme_command_runs_as_written(data_dir, tmp_path):
         ran.append(command)
     assert len(ran) >= 10, ran
     assert checkpoints.latest(os.path.join(train_dir, "checkpoints")).endswith("model.ckpt-160")  # 10 epochs
+
+
+def test_the_readme_lists_every_exit_code():
+    from cnn_tf import exit_codes
+
+    text = open(os.path.join(ROOT, "README.md")).read()
+    table = re.search(r"### Exit codes\n(.*?)\n\n(.*?)\n\n", text, re.S).group(2)
+    listed = {row.split("|")[1].strip() for row in table.splitlines()[2:]}
+    codes = {str(v) for k, v in vars(exit_codes).items() if k.isupper() and k not in ("SIGNALLED", "INTERRUPTED")}
+    assert listed == codes | {f"{exit_codes.SIGNALLED} + N"}, (listed, codes)
+    assert f"{exit_codes.INTERRUPTED} Ctrl-C" in table

@@ -183,14 +183,14 @@ def epoch_batches(data, plan, batch_size=64):
 
 def test_an_epoch_streams_in_a_seeded_order_resumes_at_any_batch_and_shares_out_disjointly(mnist_records):
     data = records.load(mnist_records, shuffle_buffer=300)
-    whole = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=0, augment=True))
+    whole = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=0, augment="flip_crop"))
     assert len(whole) == 16 and sum(len(y) for _, y in whole) == 1000
-    again = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=0, augment=True))
+    again = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=0, augment="flip_crop"))
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(whole, again))
-    other = epoch_batches(data, EpochPlan(seed=5, epoch=3, first_step=0, augment=True))
+    other = epoch_batches(data, EpochPlan(seed=5, epoch=3, first_step=0, augment="flip_crop"))
     assert not np.array_equal(whole[0][1], other[0][1])  # each epoch its own order
     # A resume at batch 11: exactly the rest of the epoch, augmentation included.
-    rest = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=11, augment=True))
+    rest = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=11, augment="flip_crop"))
     assert len(rest) == 5
     for (x, y), (rx, ry) in zip(whole[11:], rest):
         np.testing.assert_array_equal(x, rx)

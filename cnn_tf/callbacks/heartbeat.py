@@ -5,9 +5,8 @@ checkpoint), rather than go on aggregating its own batches in the missing worker
 what SyncReplicasOptimizer's tokens let it do."""
 import time
 
+from cnn_tf import exit_codes
 from cnn_tf.loop import Callback
-
-LOST_WORKER_EXIT = 4
 
 
 class Heartbeat(Callback):
@@ -36,7 +35,7 @@ class Heartbeat(Callback):
                 if w != self.cluster.task_index and now - self.changed[w] > self.cluster.worker_timeout]
         if lost:
             self.trainer.session.lost = lost  # the chief says they are done, for the ps tasks to exit
-            self.trainer.request_stop(lost_reason(self.cluster, lost), LOST_WORKER_EXIT)
+            self.trainer.request_stop(lost_reason(self.cluster, lost), exit_codes.RUN_STOPPED)
 
 
 def lost_reason(cluster, lost):

@@ -3,6 +3,7 @@ import os
 import signal
 import sys
 
+from cnn_tf import exit_codes
 from cnn_tf.loop import Callback
 
 
@@ -19,14 +20,14 @@ class StopOnSignal(Callback):
     def _handle(self, signum, frame):
         if self.signum is not None:
             print(f"\n{signal.Signals(signum).name} again: quitting without saving", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
+            os._exit(exit_codes.of_signal(signum))
         self.signum = signum
         print(f"\n{signal.Signals(signum).name}: stopping after this step (send it again to quit at once)",
               file=sys.stderr, flush=True)
 
     def _check(self):
         if self.signum is not None:
-            self.trainer.request_stop(signal.Signals(self.signum).name, 128 + self.signum)
+            self.trainer.request_stop(signal.Signals(self.signum).name, exit_codes.of_signal(self.signum))
 
     def after_step(self, values):
         self._check()

@@ -8,14 +8,6 @@ import urllib.request
 from cnn_tf.errors import UserError
 
 
-def sha256_of(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(url, dest, sha256, timeout=60):
     """Fetches `url` to `dest` through a temporary file renamed into place once its hash matches."""
     directory = os.path.dirname(os.path.abspath(dest))

@@ -144,8 +144,8 @@ class EpochPlan:
         self.seed, self.epoch, self.first_step = seed, epoch, first_step
         self.worker, self.num_workers = worker, num_workers
         stream = epoch * num_workers + worker
-        # `augment`: none, crop or flip_crop (True: flip_crop); `padding`: see augment_batch.
-        self.augment = "flip_crop" if augment is True else (augment or "none")
+        # `augment`: none, crop or flip_crop; `padding`: see augment_batch.
+        self.augment = augment or "none"
         self.padding = padding
         self.augment_seed = (seed, stream, first_step) if self.augment != "none" else None
 
