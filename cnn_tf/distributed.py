@@ -33,10 +33,11 @@ from cnn_tf.errors import UserError
 PS_GRACE = 5.0  # seconds a ps serves on after the last done token
 LIVE_STATE = "the variables on the ps tasks"  # what a chief restarted before any checkpoint resumes from
 RUNNING, FINISHED, STOPPED = 0, 1, 2
-# What a lost or restarted ps or worker looks like from a session: recovered by a new session.
-RECOVERABLE = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
-               tf.errors.FailedPreconditionError, tf.errors.NotFoundError, tf.errors.InternalError,
-               tf.errors.UnknownError)
+# What a lost or slow peer raises in a session: recovered by a new session.
+RECOVERABLE = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError)
+# What a step also raises right after a ps restarted (its variables uninitialized or gone, a run
+# cancelled as its session reset): recovered only when the cluster shows that, else a bug, raised at once.
+AFTER_A_RESTART = (tf.errors.FailedPreconditionError, tf.errors.NotFoundError, tf.errors.CancelledError)
 
 
 def _hosts(value, name):
@@ -275,7 +276,7 @@ class ClusterSession:
 
     def __init__(self, cluster, server, config):
         self.cluster, self.server, self.config = cluster, server, cluster.session_config(config)
-        self.recoverable = RECOVERABLE + (tf.errors.DeadlineExceededError,)
+        self.recoverable = RECOVERABLE + AFTER_A_RESTART  # what the loop hands to recover()
         self.run_options = self._short()
         self.aggregation = None
         self.stalls, self.stalled_at = 0, None
@@ -303,6 +304,8 @@ class ClusterSession:
                     return self._chief_start(trainer)
                 return self._worker_start(trainer, deadline)
             except self.recoverable as e:
+                if isinstance(e, AFTER_A_RESTART) and not self._cluster_was_reset(trainer):
+                    raise
                 last_error = e
                 if sess is not None:
                     close_quietly(sess)
@@ -363,6 +366,8 @@ class ClusterSession:
         """After a failed step: stop (a lost worker, the chief's end) or a new session; returns the
         global step to go on from, or None when the loop should stop."""
         c = trainer.g.cluster
+        if isinstance(error, AFTER_A_RESTART) and not self._cluster_was_reset(trainer):
+            raise error  # the variables are all there: not a peer's fault
         if isinstance(error, tf.errors.DeadlineExceededError):
             state = self._read(trainer, c.state)
             if state in (FINISHED, STOPPED) and not self.cluster.is_chief:
@@ -389,6 +394,13 @@ class ClusterSession:
         if path:
             trainer.resumed_from = path
         return step
+
+    def _cluster_was_reset(self, trainer):
+        """Whether a ps lost its variables (restarted) or cannot be reached."""
+        try:
+            return len(trainer.sess.run(trainer.g.cluster.ready, options=self._short(5000))) > 0
+        except tf.errors.OpError:
+            return True
 
     def _read(self, trainer, tensor):
         try:
