@@ -10,7 +10,7 @@ TEST_JOBS ?= 2
 BENCH_VENV ?= .venv-bench
 BENCH_ARGS ?= --time_to_accuracy --update_readme --rounds=5
 
-.PHONY: install data train evaluate test bench tensorboard screenshots clean
+.PHONY: install data train evaluate test test-fast bench tensorboard screenshots clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ train: data
 # Two test files at a time: most of a test is a CLI process importing TensorFlow on one core.
 test: data
 	$(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
+
+# The edit-test cycle: every test under 10 s (the unit tests and the quick CLI checks).
+test-fast: data
+	$(PY) -m pytest -q -m "not slow" $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 # The benchmark's own environment: the package plus PyTorch's CPU build (not a dependency of cnn_tf).
 $(BENCH_VENV)/.installed: pyproject.toml

@@ -89,6 +89,7 @@ def check_one_clear_line(result, message, case):
     assert message in lines[0], (case, message, lines[0])
 
 
+@pytest.mark.slow
 def test_train_bad_input_table(trained, data_dir):
     root, lenet_dir, _ = trained
     cases = train_cases(root, data_dir, lenet_dir)
@@ -120,6 +121,7 @@ def corrupt_copy(lenet_dir, target):
     return latest
 
 
+@pytest.mark.slow
 def test_checkpoint_problems_on_resume_and_evaluate(trained, data_dir):
     root, lenet_dir, folder_flags = trained
     corrupt_dir = str(root / "corrupt")
@@ -165,6 +167,7 @@ def test_checkpoint_problems_on_resume_and_evaluate(trained, data_dir):
                          "no checkpoint in", "evaluate without a checkpoint")
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_while_saving_keeps_the_previous_checkpoint(trained, data_dir):
     root, lenet_dir, _ = trained
     train_dir = str(root / "full_disk")

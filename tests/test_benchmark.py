@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, cli_env, small_run_flags
 
 
+@pytest.mark.slow
 def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     result = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--models=lenet", "--precisions=float32",
@@ -32,6 +35,7 @@ def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     assert "--num_towers=2 on 2 CPU devices" in table
 
 
+@pytest.mark.slow
 def test_the_streaming_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     result = subprocess.run(
         [sys.executable, "scripts/bench_streaming.py", "--sizes=60,120", "--cifar_size=600", "--cifar_test_size=200",
@@ -47,6 +51,7 @@ def test_the_streaming_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp
     assert "| 120 JPEGs 128×128, trained at 32×32 |" in (tmp_path / "streaming.md").read_text()
 
 
+@pytest.mark.slow
 def test_time_to_accuracy_finds_the_first_checkpoint_at_the_target_and_the_readme_keeps_other_rows(tmp_path, data_dir):
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import benchmark

@@ -29,6 +29,7 @@ def printed_accuracy(output, label="test"):
     return float(lines[0].split(": ")[1])
 
 
+@pytest.mark.slow
 def test_train_learns_and_prints_test_accuracy(trained, data_dir):
     from test_console import check_startup_summary
 
@@ -142,6 +143,7 @@ def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
     assert abs(value - printed_accuracy(train_result.stdout)) < 5e-4
 
 
+@pytest.mark.slow
 def test_second_train_resumes_from_the_last_global_step(trained, tmp_path, data_dir):
     from test_console import check_startup_summary
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cnn_tf.callbacks import Progress
@@ -18,6 +19,7 @@ GROUPS = {"train": ["data:", "model:", "optimization:", "output:", "runtime:"],
           "evaluate": ["evaluation:", "data:", "runtime:"]}
 
 
+@pytest.mark.slow
 def test_help_lists_the_projects_flags_grouped_and_exits_0():
     for cli, groups in GROUPS.items():
         result = run_cli(cli, "--help")

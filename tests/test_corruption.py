@@ -110,6 +110,7 @@ def outcomes(tmp_path_factory):
             for case in cases}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_damaged_file_is_read_or_one_line_never_a_traceback(outcomes, case):
     crashes = [o for o in outcomes[case] if o.startswith("crash")]

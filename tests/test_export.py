@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cnn_tf.data import load_dataset
@@ -66,6 +67,7 @@ def export_and_compare(train_dir, images, class_names, tmp_path):
     return export_dir, version, out
 
 
+@pytest.mark.slow
 def test_export_loads_without_cnn_tf_and_answers_as_the_checkpoint(data_dir, tmp_path):
     train_dir = str(tmp_path / "run")
     assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0
@@ -88,6 +90,7 @@ def test_export_loads_without_cnn_tf_and_answers_as_the_checkpoint(data_dir, tmp
     assert os.listdir(export_dir) == [os.path.basename(version)]
 
 
+@pytest.mark.slow
 def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(data_dir, tmp_path):
     train_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
     assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0
@@ -132,6 +135,7 @@ def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(
     assert len(table.stdout.strip().splitlines()) == 40
 
 
+@pytest.mark.slow
 def test_flip_tta_in_predict_and_the_export_averages_each_image_with_its_mirror(data_dir, tmp_path):
     train_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
     assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0

@@ -76,6 +76,7 @@ def test_a_tf_config_of_the_wrong_shape_is_named_as_tf_config(cluster, message):
         cluster_from(config.RunConfig(), {"TF_CONFIG": tf_config})
 
 
+@pytest.mark.slow
 def test_text_files_in_another_encoding_are_one_line_and_a_bom_is_accepted(tmp_path, digits_run, data_dir):
     folder = tmp_path / "flat"
     folder.mkdir()
@@ -105,6 +106,7 @@ def test_text_files_in_another_encoding_are_one_line_and_a_bom_is_accepted(tmp_p
     one_error_line(run_cli("evaluate", f"--checkpoint_dir={run_dir}"), f"flags.cfg:{lines}: byte 0xe9")
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_is_one_line_in_every_reader(truncated_run, tmp_path):
     checkpoint = os.path.join(truncated_run, "checkpoints", "model.ckpt-16")
     message = f"cannot restore checkpoint {checkpoint}: Read less bytes than requested; it is corrupt"
@@ -127,6 +129,7 @@ def test_a_truncated_warm_start_source_is_one_line_before_the_train_dir_exists(t
     assert not train_dir.exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_path_may_name_any_of_its_files_and_a_wrong_one_is_one_line(digits_run, tmp_path):
     checkpoint = os.path.join(digits_run, "checkpoints", "model.ckpt-16")
     runs = [("evaluate", f"--checkpoint_dir={digits_run}", f"--checkpoint_path={given}")
@@ -147,6 +150,7 @@ def test_a_checkpoint_path_may_name_any_of_its_files_and_a_wrong_one_is_one_line
     assert exported.returncode == 0 and os.listdir(tmp_path / "e") == ["16"], exported.stderr
 
 
+@pytest.mark.slow
 def test_damaged_or_foreign_saved_models_are_one_line_and_two_exports_at_once_one_wins(digits_run, tmp_path):
     export_dir = tmp_path / "export"
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -238,6 +242,7 @@ def png_bomb(path, side=20000):
                 chunk(b"IDAT", body) + chunk(b"IEND", b""))
 
 
+@pytest.mark.slow
 def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(tmp_path, digits_run):
     folder = tmp_path / "pets"
     make_folder_layout(folder, per_class=4)

@@ -76,6 +76,7 @@ def test_channels_must_be_1_or_3(grey_folder, tmp_path):
 
 # The warm start in one process: what comes from the source, what starts afresh.
 
+@pytest.mark.slow
 def test_warm_start_restores_the_model_variables_and_nothing_else(source):
     cfg = config.RunConfig(model="lenet", warm_start_from=source, checkpoint_exclude_scopes=("lenet/fc4",))
     g = build_graph(cfg, (28, 28, 1), 10, 1000)
@@ -135,6 +136,7 @@ def test_an_output_layer_restored_over_other_classes_is_worth_a_warning(source, 
 
 # Through the CLI: a 10-class digit model fine-tuned on a 5-class grayscale folder.
 
+@pytest.mark.slow
 def test_fine_tuning_trains_only_the_trainable_scopes_and_resumes_instead_of_warm_starting(
         source, grey_folder, tmp_path):
     train_dir = str(tmp_path / "tuned")
@@ -173,6 +175,7 @@ def test_fine_tuning_trains_only_the_trainable_scopes_and_resumes_instead_of_war
            "--trainable_scopes=lenet/fc4" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_rollback_before_the_first_checkpoint_goes_back_to_the_warm_started_weights(source, grey_folder, tmp_path):
     # A learning rate of 1e30 diverges at once; the rollback must restore the source's weights (the
     # frozen layers then stay the source's bit for bit), not fresh random ones. On two towers.
@@ -206,6 +209,7 @@ def test_a_rollback_before_the_first_checkpoint_goes_back_to_the_warm_started_we
     (["--checkpoint_exclude_scopes=lenet/fc4"],
      "error: --checkpoint_exclude_scopes applies to a warm start: give --warm_start_from too, or leave it out"),
 ])
+@pytest.mark.slow
 def test_bad_fine_tuning_flags_are_one_line_and_leave_the_train_dir_as_it_was(
         source, grey_folder, tmp_path, extra, message):
     missing = str(tmp_path / "no" / "model.ckpt-7")

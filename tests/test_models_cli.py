@@ -40,6 +40,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(CASES))
 def test_model_trains_and_evaluates_through_the_clis(model, data_dir, pets_dir, tmp_path):
     train_dir = str(tmp_path / "run")
@@ -59,6 +60,7 @@ def test_model_trains_and_evaluates_through_the_clis(model, data_dir, pets_dir, 
         assert accuracy_restored_by_tensor_name(train_dir, None, data) == pytest.approx(accuracy, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_four_conv_pets_config_learns_a_small_two_class_folder(tmp_path):
     """The pets config as shipped, on 200 generated photos that only shape tells apart (three_conv
     learned such a folder while the tutorial's initializer and dropout kept four_conv at chance)."""

@@ -68,6 +68,7 @@ def test_bad_recipe_flags_are_one_line(flags, words):
         RunConfig(**flags)
 
 
+@pytest.mark.slow
 def test_a_stopped_and_resumed_run_continues_the_schedule_exactly(tmp_path, data_dir):
     import signal
 
@@ -157,6 +158,7 @@ def test_resnet_shapes_for_several_sizes_and_depths(depth, width, size, channels
             assert 0.26e6 < count < 0.29e6, count
 
 
+@pytest.mark.slow
 def test_resnet_trains(tmp_path):
     # Horizontal against vertical stripes: global average pooling keeps what a pattern is, not where.
     from conftest import make_stripes_folder

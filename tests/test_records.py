@@ -121,6 +121,7 @@ def rng_labels(n):
     return np.random.default_rng(n).integers(0, 10, n)
 
 
+@pytest.mark.slow
 def test_tf_slim_shards_train_and_evaluate(tmp_path):
     slim = tmp_path / "slim"
     slim.mkdir()
@@ -145,6 +146,7 @@ def test_tf_slim_shards_train_and_evaluate(tmp_path):
     assert printed_accuracy(evaluated.stdout) == printed_accuracy(trained.stdout)
 
 
+@pytest.mark.slow
 def test_training_and_evaluating_from_shards_matches_memory(data_dir, tmp_path, mnist_records):
     accuracies = {}
     for source, extra in (("memory", []), ("tfrecord", ["--dataset=tfrecord", f"--data_dir={mnist_records}",
@@ -223,6 +225,7 @@ def test_in_memory_an_epoch_is_an_order_of_indices_over_the_arrays_never_a_copy(
     assert fed["order"].tolist() == whole[96:].tolist()  # worker 1's batches 1 and 3; step 1 is batch 3
 
 
+@pytest.mark.slow
 def test_a_missing_changed_or_corrupt_shard_is_one_line_naming_it(mnist_records, tmp_path, data_dir):
     import shutil
 
@@ -260,6 +263,7 @@ def test_a_missing_changed_or_corrupt_shard_is_one_line_naming_it(mnist_records,
     assert result.returncode == 2 and "is not a directory" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_interrupted_conversion_leaves_nothing_that_looks_complete(tmp_path):
     make_folder_layout(tmp_path / "pets", per_class=300)
     out = tmp_path / "out"

@@ -60,6 +60,7 @@ def kill_during_checkpoint_write(process, checkpoint_dir):
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["memory", "tfrecord"])
 def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(data_dir, tmp_path, source):
     flags = ["--num_epochs=4", "--deterministic", "--max_num_checkpoint=2", "--summary_every_n_steps=3",
@@ -112,6 +113,7 @@ def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(da
     assert [line for line in out.splitlines() if line.startswith("test accuracy")] == reference_accuracy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_sigint_save_where_they_stopped_and_say_how_to_continue(data_dir, tmp_path, signum):
     train_dir = str(tmp_path / "run")
@@ -152,6 +154,7 @@ def all_finite(path):
     return all(np.isfinite(v).all() for v in weights(path).values() if np.issubdtype(v.dtype, np.floating))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint_finite_or_rolls_back(data_dir, tmp_path):
     train_dir = str(tmp_path / "run")
     checkpoint_dir = os.path.join(train_dir, "checkpoints")
@@ -192,6 +195,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint_finite_or_ro
     assert "after 2 rollbacks: training diverged; no checkpoint was written" in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_watch_evaluates_each_checkpoint_once_beside_training(data_dir, tmp_path):
     train_dir = str(tmp_path / "run")
     watcher = start("evaluate", f"--checkpoint_dir={train_dir}", "--watch", "--watch_timeout=120",

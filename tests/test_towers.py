@@ -134,6 +134,7 @@ def test_gpu_towers_on_a_machine_without_gpus_run_with_one_warning(capsys):
     assert sess.run(g.global_step) == 1
 
 
+@pytest.mark.slow
 def test_cli_trains_on_two_towers_evaluates_and_resumes_on_one(data_dir, tmp_path):
     train_dir = str(tmp_path / "towers")
     result = run_cli("train", *small_run_flags(data_dir, train_dir, "--num_towers=2", "--progress=false"))

@@ -50,6 +50,7 @@ def checkpoint_steps(train_dir):
                   if n.startswith("model.ckpt-") and n.endswith(".index") and n[len("model.ckpt-"):-len(".index")].isdigit())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state", ["deleted", "garbage", "empty"])
 def test_a_lost_or_broken_state_file_loses_no_checkpoint_and_the_run_resumes_from_the_latest(
         digits_run, data_dir, tmp_path, state):
@@ -101,6 +102,7 @@ def test_a_users_files_in_checkpoints_survive_and_only_provably_incomplete_check
     assert checkpoint_steps(train_dir) == [32, 48]  # --max_num_checkpoint rotates only checkpoints
 
 
+@pytest.mark.slow
 def test_a_second_trainer_on_a_running_train_dir_is_refused_and_the_first_finishes(data_dir, tmp_path):
     train_dir = str(tmp_path / "run")
     flags = small_run_flags(data_dir, train_dir, "--progress=false", "--num_epochs=6")
@@ -160,6 +162,7 @@ def test_the_manifest_records_classes_shape_mean_and_split_membership(pets_run):
     assert record.files["cat/cat0.png"]["label"] == "cat" and record.files["cat/cat0.png"]["size"] > 0
 
 
+@pytest.mark.slow
 def test_renamed_and_moved_class_folders_keep_the_trained_class_names(tmp_path):
     folder = str(tmp_path / "pets")
     make_folder_layout(tmp_path / "pets", per_class=10)
@@ -220,6 +223,7 @@ def test_changed_data_is_refused_on_resume_in_one_line_and_the_train_dir_is_unto
     assert tree_snapshot(train_dir) == before
 
 
+@pytest.mark.slow
 def test_predict_json_and_csv_stdout_parse_with_notes_on_stderr(pets_run, tmp_path):
     _, folder, run, _ = pets_run
     train_dir = copy_of(run, tmp_path, "run")
@@ -263,6 +267,7 @@ def test_a_class_name_with_a_line_break_is_refused_naming_the_folder(tmp_path):
     assert "--class_names 'bird' is named twice" in one_error_line(result)
 
 
+@pytest.mark.slow
 def test_a_run_remembers_its_data_choices_on_resume(tmp_path):
     folder = tmp_path / "photos"
     make_folder_layout(folder, per_class=6)
