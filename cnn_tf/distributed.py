@@ -19,14 +19,13 @@ import dataclasses
 import json
 import os
 import socket
-import sys
 import threading
 import time
 import types
 
 import tensorflow as tf
 
-from cnn_tf import checkpoints, errors, exit_codes
+from cnn_tf import checkpoints, errors, exit_codes, log
 from cnn_tf.callbacks.heartbeat import lost_reason
 from cnn_tf.errors import UserError
 
@@ -386,8 +385,8 @@ class ClusterSession:
                                 "cluster running?")
             if state == RUNNING and self.cluster.is_chief:
                 return trainer.global_step  # a slow step: wait again
-        print(f"{self.cluster.name()}: lost the cluster at global step {trainer.global_step} "
-              f"({type(error).__name__}: {_first_line(error)}); reconnecting", file=sys.stderr, flush=True)
+        log.info(f"{self.cluster.name()}: lost the cluster at global step {trainer.global_step} "
+                 f"({type(error).__name__}: {_first_line(error)}); reconnecting")
         self._stop_aggregation()
         close_quietly(trainer.sess)
         step, path = self.create(trainer)
@@ -439,8 +438,8 @@ class ClusterSession:
                 return
             except tf.errors.DeadlineExceededError as e:  # slow, not gone: again
                 if time.monotonic() >= deadline:
-                    print(f"warning: {self.cluster.name()}: could not give {what} ({_first_line(e)}); "
-                          "a ps still running must be stopped by hand", file=sys.stderr, flush=True)
+                    log.warning(f"{self.cluster.name()}: could not give {what} ({_first_line(e)}); "
+                                "a ps still running must be stopped by hand")
                     return
                 time.sleep(0.5)
             except tf.errors.OpError:

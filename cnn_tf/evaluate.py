@@ -8,13 +8,12 @@ writes, as it is written, until training finishes or --watch_timeout passes with
 import dataclasses
 import json
 import os
-import sys
 import time
 
 import tensorflow as tf
 from absl import flags
 
-from cnn_tf import checkpoints, cli, config, errors
+from cnn_tf import checkpoints, cli, config, errors, log
 from cnn_tf.data import load_split_for
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics, visual_summaries
 from cnn_tf.graph import build_graph_for
@@ -81,8 +80,8 @@ class Evaluator:
 
 
 def _cannot_save(path, error):
-    print(f"warning: cannot write {path} ({error.strerror if isinstance(error, OSError) else errors.reason(error)}): "
-          "the result is printed, not saved", file=sys.stderr, flush=True)
+    log.warning(f"cannot write {path} ({error.strerror if isinstance(error, OSError) else errors.reason(error)}): "
+                "the result is printed, not saved")
 
 
 def evaluate_once(opts, overrides):
@@ -128,8 +127,8 @@ def watch(opts, overrides):
     run_dir, cfg = cli.load_run(opts.checkpoint_dir, overrides)
     evaluator = Evaluator(run_dir, cfg, opts.split, opts.tta)
     done = set()
-    print(f"watching {run_dir.checkpoints} (stops {opts.watch_timeout:g} s after the last new checkpoint, "
-          "or when training ends)", file=sys.stderr, flush=True)
+    log.info(f"watching {run_dir.checkpoints} (stops {opts.watch_timeout:g} s after the last new checkpoint, "
+             "or when training ends)")
     try:
         while True:
             status = run_dir.status()  # read before listing: a checkpoint listed after "finished" is seen
@@ -140,8 +139,7 @@ def watch(opts, overrides):
                 except (errors.UserError, tf.errors.OpError):
                     if checkpoints.is_complete(path):
                         raise
-                    print(f"note: {path} was deleted (--max_num_checkpoint) before it could be evaluated",
-                          file=sys.stderr, flush=True)
+                    log.note(f"{path} was deleted (--max_num_checkpoint) before it could be evaluated")
                     done.add(checkpoints.step_of(path))
                     continue
                 # By the file's step: in an asynchronous cluster the saved global step may run ahead of it.

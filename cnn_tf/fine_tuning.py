@@ -10,11 +10,10 @@ its latest checkpoint if there is one, and calls `WarmStart` for fresh weights o
 includes a NaN rollback before the first checkpoint (cnn_tf.loop.Trainer.restore).
 """
 import os
-import sys
 
 import tensorflow as tf
 
-from cnn_tf import checkpoints, errors
+from cnn_tf import checkpoints, errors, log
 from cnn_tf.errors import UserError
 from cnn_tf.manifest import RunManifest
 from cnn_tf.traindir import TrainDir
@@ -125,8 +124,8 @@ class WarmStart:
                             "pass --ignore_missing_vars to start such variables from their initializer, or "
                             f"--checkpoint_exclude_scopes={','.join(layer_scopes(self.missing))}")
         if self.missing:
-            print(f"warning: --ignore_missing_vars: {self.path} lacks {len(self.missing)} of the model's variables "
-                  f"(in {', '.join(layer_scopes(self.missing))}); they start from their initializer", file=sys.stderr)
+            log.warning(f"--ignore_missing_vars: {self.path} lacks {len(self.missing)} of the model's variables "
+                        f"(in {', '.join(layer_scopes(self.missing))}); they start from their initializer")
         self._warn_of_other_classes(class_names)
         with g.graph.as_default():
             self.saver = tf.compat.v1.train.Saver(self.restored, name="warm_start")
@@ -147,10 +146,10 @@ class WarmStart:
             return
         output = layer_scopes(self.g.model_variables)[-1]
         if any(under(v.op.name, output) for v in self.restored):
-            print(f"warning: --warm_start_from: {self.path} was trained on the classes "
-                  f"{', '.join(self.source.class_names[:5])}{', ...' if len(self.source.class_names) > 5 else ''}, "
-                  f"not this run's; its output layer {output} is restored as it is (pass "
-                  f"--checkpoint_exclude_scopes={output} to start it from the initializer)", file=sys.stderr)
+            log.warning(f"--warm_start_from: {self.path} was trained on the classes "
+                        f"{', '.join(self.source.class_names[:5])}{', ...' if len(self.source.class_names) > 5 else ''}, "
+                        f"not this run's; its output layer {output} is restored as it is (pass "
+                        f"--checkpoint_exclude_scopes={output} to start it from the initializer)")
 
     def summary(self):
         """One line: what came from where."""

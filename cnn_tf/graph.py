@@ -8,11 +8,11 @@ look up by name after `import_meta_graph`: placeholders `image`, `label`, `keep_
 defaults: training pulls from the in-graph input pipeline, evaluation and prediction feed them),
 and the inference tower's `logits`, `predictions`, `loss`, `accuracy`.
 """
-import sys
 import types
 
 import tensorflow as tf
 
+from cnn_tf import log
 from cnn_tf.data.pipeline import InputPipeline
 from cnn_tf.data.preprocess import normalize
 from cnn_tf.errors import UserError
@@ -41,8 +41,7 @@ def check_devices(cfg):
                         f"{gpus}; pass --allow_soft_placement, fewer --num_towers or --device=cpu")
     missing = ", ".join(devices[gpus:])
     where = "/cpu:0" if gpus == 0 else "/gpu:0 or /cpu:0"
-    print(f"warning: --device=gpu: this machine has {gpus} GPU(s); soft placement runs {missing} on {where}",
-          file=sys.stderr)
+    log.warning(f"--device=gpu: this machine has {gpus} GPU(s); soft placement runs {missing} on {where}")
     return devices
 
 
@@ -73,8 +72,8 @@ def effective_precision(cfg):
     if has_gpu or (cfg.precision == "mixed_bfloat16" and cpu_has_bfloat16()):
         return cfg.precision
     need = "a GPU" if cfg.precision == "mixed_float16" else "a CPU with AVX512_BF16 or AMX, or a GPU"
-    print(f"warning: --precision={cfg.precision} needs {need} (--device={cfg.device} here has none); "
-          "computing in float32", file=sys.stderr)
+    log.warning(f"--precision={cfg.precision} needs {need} (--device={cfg.device} here has none); "
+                "computing in float32")
     return "float32"
 
 

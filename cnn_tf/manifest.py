@@ -16,11 +16,11 @@ not the data recorded here, and an image folder's split membership is read from 
 import dataclasses
 import datetime
 import json
-import sys
 
 import numpy as np
 import tensorflow as tf
 
+from cnn_tf import log
 from cnn_tf.errors import UserError
 from cnn_tf.traindir import write_atomic
 
@@ -128,5 +128,5 @@ def _jsonable(value):
 
 def derived_note(train_dir, what):
     """Says, for a reader, that a train dir older than run manifests has its record derived from `what`."""
-    print(f"note: {train_dir} has no run.json (it was written before run manifests): {what}; resuming training "
-          "once records them", file=sys.stderr, flush=True)
+    log.note(f"{train_dir} has no run.json (it was written before run manifests): {what}; resuming training "
+             "once records them")

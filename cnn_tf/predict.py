@@ -17,7 +17,7 @@ import tensorflow as tf
 import tqdm
 from absl import flags, logging
 
-from cnn_tf import cli, config, errors, exit_codes
+from cnn_tf import cli, config, errors, exit_codes, log
 from cnn_tf.data.preprocess import EXTENSIONS, too_many_pixels
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
@@ -119,7 +119,7 @@ def classify(classifier, paths, batch_size, skip_bad_images, max_pixels=None):
     def unreadable(path, why):
         bad.append(path)
         advice = "" if skip_bad_images else "; fix it, or pass --skip_bad_images to leave such files out"
-        print(f"{'warning' if skip_bad_images else 'error'}: {path}: {why}{advice}", file=sys.stderr, flush=True)
+        (log.warning if skip_bad_images else log.error)(f"{path}: {why}{advice}")
 
     batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     for batch in tqdm.tqdm(batches, desc="classifying", unit="batch", disable=None if len(batches) > 1 else True,
@@ -141,7 +141,7 @@ def classify(classifier, paths, batch_size, skip_bad_images, max_pixels=None):
             except (tf.errors.InvalidArgumentError, ValueError):
                 unreadable(path, "not a readable PNG/JPEG/BMP/GIF image")
     if bad and skip_bad_images:
-        print(f"warning: skipped {len(bad)} unreadable files (--skip_bad_images)", file=sys.stderr)
+        log.warning(f"skipped {len(bad)} unreadable files (--skip_bad_images)")
     return results, bad
 
 

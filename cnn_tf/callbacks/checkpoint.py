@@ -1,8 +1,7 @@
 """A checkpoint after every epoch and where a stop request lands, in cnn_tf.checkpoints' crash-safe order."""
 import os
-import sys
 
-from cnn_tf import checkpoints, errors
+from cnn_tf import checkpoints, errors, log
 from cnn_tf.loop import Callback
 from cnn_tf.traindir import CHECKPOINT_NAME
 
@@ -22,7 +21,7 @@ class Checkpoint(Callback):
         super().setup(trainer)
         self.prefix = os.path.join(trainer.checkpoint_dir, CHECKPOINT_NAME)
         for note in checkpoints.repair(trainer.checkpoint_dir):
-            print(f"warning: {note}", file=sys.stderr, flush=True)
+            log.warning(note)
 
     def _save(self):
         t = self.trainer

@@ -1,9 +1,8 @@
 """What the train dir says about the run: flags.cfg, run.json and status.json."""
-import sys
 
 import tensorflow as tf
 
-from cnn_tf import config
+from cnn_tf import config, log
 from cnn_tf.loop import Callback
 
 
@@ -21,9 +20,8 @@ class RunStatus(Callback):
         # run.json before flags.cfg: a reader that found flags.cfg (evaluate --watch) finds the record too.
         if self.record is not None and not tf.io.gfile.exists(self.run_dir.run_json):
             if self.trainer.resumed_from:  # a train dir written before run manifests
-                print(f"note: {self.run_dir.path} had no run.json (it was written before run manifests): recorded "
-                      "its data as found now; from here on a resume checks the data against it", file=sys.stderr,
-                      flush=True)
+                log.note(f"{self.run_dir.path} had no run.json (it was written before run manifests): recorded "
+                         "its data as found now; from here on a resume checks the data against it")
             self.record.write(self.run_dir.run_json)
         config.save_config(self.cfg, self.run_dir.flags_cfg)
         self.run_dir.write_status("running", self.trainer.global_step)

@@ -1,9 +1,8 @@
 """SIGINT and SIGTERM stop training after the current step, with a checkpoint there."""
 import os
 import signal
-import sys
 
-from cnn_tf import exit_codes
+from cnn_tf import exit_codes, log
 from cnn_tf.loop import Callback
 
 
@@ -19,11 +18,10 @@ class StopOnSignal(Callback):
 
     def _handle(self, signum, frame):
         if self.signum is not None:
-            print(f"\n{signal.Signals(signum).name} again: quitting without saving", file=sys.stderr, flush=True)
+            log.info(f"\n{signal.Signals(signum).name} again: quitting without saving")
             os._exit(exit_codes.of_signal(signum))
         self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: stopping after this step (send it again to quit at once)",
-              file=sys.stderr, flush=True)
+        log.info(f"\n{signal.Signals(signum).name}: stopping after this step (send it again to quit at once)")
 
     def _check(self):
         if self.signum is not None:

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 import time
 
 import numpy as np
@@ -22,7 +21,7 @@ import tensorflow as tf
 import tqdm
 from absl import flags
 
-from cnn_tf import cli, config
+from cnn_tf import cli, config, log
 from cnn_tf.data import fingerprint, image_folder, load_dataset_for, records
 from cnn_tf.data.preprocess import decode_as_found, resize
 from cnn_tf.errors import UserError
@@ -196,7 +195,7 @@ def _convert_locked(cfg, output_dir, staging, num_shards):
         raise UserError(f"--output_dir={output_dir} exists; remove it or choose another (a conversion never "
                         "overwrites)")
     if os.path.exists(staging):
-        print(f"removing {staging}, left by a conversion that did not finish", file=sys.stderr)
+        log.info(f"removing {staging}, left by a conversion that did not finish")
         shutil.rmtree(staging)
     started = time.perf_counter()
     try:

@@ -15,12 +15,12 @@ import collections
 import csv
 import io
 import os
-import sys
 import unicodedata
 
 import numpy as np
 import tensorflow as tf
 
+from cnn_tf import log
 from cnn_tf.data.dataset import Dataset
 from cnn_tf.data.fingerprint import changes, digest, inspect, relative, split_fingerprint
 from cnn_tf.data.preprocess import EXTENSIONS, decode
@@ -91,8 +91,7 @@ def _csv_records(data_dir, labels_csv):
             records.append(Record(files[image_id], row["label"]))
     unlabeled = len(files) - len(seen.keys() & files.keys())
     if unlabeled:
-        print(f"warning: {unlabeled} images in {data_dir} have no row in {labels_csv}; not used",
-              file=sys.stderr)
+        log.warning(f"{unlabeled} images in {data_dir} have no row in {labels_csv}; not used")
     return records, sorted({r.label for r in records}), missing
 
 
@@ -219,8 +218,7 @@ def report_bad(bad, skip_bad_images):
         if not skip_bad_images:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise UserError(f"{bad[0]}{more}; fix it, or pass --skip_bad_images to leave such images out")
-        print(f"warning: skipped {len(bad)} bad images or labels (--skip_bad_images); the first: {bad[0]}",
-              file=sys.stderr)
+        log.warning(f"skipped {len(bad)} bad images or labels (--skip_bad_images); the first: {bad[0]}")
 
 
 def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channels=None, validation_fraction=0.1,
@@ -243,8 +241,7 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channe
             raise UserError(f"{data_dir} changed since the run in {train_dir} started: {'; '.join(changed)}; "
                             f"{WHAT_TO_DO.format(train_dir=train_dir)}")
         return _load_recorded(record, data_dir, labels_csv, labels_digest, image_size)
-    print(f"decoding {len(usable):,} images of {data_dir} to {image_size}x{image_size} ...", file=sys.stderr,
-          flush=True)
+    log.info(f"decoding {len(usable):,} images of {data_dir} to {image_size}x{image_size} ...")
     decoded, images, errors = _decode_all([r.path for r in usable], image_size, channels or 3)
     if channels is None and len(images) and _all_grey(images):
         # The same pixels decode(channels=1) gives: the luminance of R = G = B is that value.
@@ -285,8 +282,7 @@ def _decode_members(record, data_dir, split, image_size):
 
 def _load_recorded(record, data_dir, labels_csv, labels_digest, image_size):
     names = ("train", "validation", "test")
-    print(f"decoding the {sum(record.size(n) for n in names):,} images of {data_dir} the run recorded ...",
-          file=sys.stderr, flush=True)
+    log.info(f"decoding the {sum(record.size(n) for n in names):,} images of {data_dir} the run recorded ...")
     splits = {name: _decode_members(record, data_dir, name, image_size) for name in names}
     return _dataset(splits, list(record.class_names), data_dir, labels_csv, record.files, labels_digest)
 
@@ -307,7 +303,7 @@ def load_split(record, data_dir, split, image_size):
     if changed:
         raise UserError(f"{len(changed)} of the {split} split's {len(members)} images in {data_dir} are not the "
                         f"files the run recorded (the first: {changed[0]}); restore them to evaluate this run")
-    print(f"decoding the {len(members):,} {split} images of {data_dir} ...", file=sys.stderr, flush=True)
+    log.info(f"decoding the {len(members):,} {split} images of {data_dir} ...")
     images, labels = _decode_members(record, data_dir, split, image_size)
     return Dataset("image_folder", {split: (images, labels)}, list(record.class_names), data_dir,
                    fingerprints={split: split_fingerprint(record.files, split)})

@@ -21,14 +21,13 @@ import hashlib
 import json
 import os
 import re
-import sys
 
 import numpy as np
 import tensorflow as tf
 
 from cnn_tf.data.pipeline import Augmentation, EpochPlan, _without_autotune, epoch_order
 from cnn_tf.data.preprocess import MAX_IMAGE_PIXELS, bounded, decode
-from cnn_tf import errors
+from cnn_tf import errors, log
 from cnn_tf.errors import UserError
 from cnn_tf.textfile import read_text
 
@@ -102,8 +101,7 @@ class RecordDataset:
     @property
     def pixel_mean(self):
         if self.mean is None:
-            print(f"computing the training images' mean of {self.source} (its dataset.json has none) ...",
-                  file=sys.stderr, flush=True)
+            log.info(f"computing the training images' mean of {self.source} (its dataset.json has none) ...")
             self.mean = tuple(_pixel_mean(self.splits["train"].files, self.image_shape, self.max_image_pixels))
         return np.asarray(self.mean)
 
@@ -332,7 +330,7 @@ def _load_slim(data_dir, max_image_pixels):
             class_names[int(index)] = name.strip()
     if sorted(class_names) != list(range(len(class_names))):
         raise UserError(f"{labels} must name the classes 0..N-1, each once")
-    print(f"counting the records of {data_dir}'s TF-Slim shards ...", file=sys.stderr, flush=True)
+    log.info(f"counting the records of {data_dir}'s TF-Slim shards ...")
     splits = {name: RecordSplit(tuple(paths), sum(_count(p) for p in paths)) for name, paths in files.items() if paths}
     height, width, depth = _first_record(splits["train"].files[0], max_image_pixels)
     return RecordDataset("tfrecord", splits, [class_names[k] for k in range(len(class_names))],
