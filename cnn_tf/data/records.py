@@ -225,7 +225,7 @@ def _count(path):
 
 
 def _pixel_mean(files, image_shape, max_pixels=None):
-    sums = _run(lambda: tf.data.TFRecordDataset(list(files)).map(lambda r: _parse(r, image_shape, max_pixels)[0])
+    sums = _run(lambda: tf.data.TFRecordDataset(list(files)).map(lambda r: _parse(r, image_shape, max_pixels or MAX_IMAGE_PIXELS)[0])
                 .batch(256).map(lambda x: (tf.reduce_sum(tf.cast(x, tf.float64), [0, 1, 2]), tf.shape(x)[0])),
                 lambda v: v, files[0])
     total = sum(s for s, _ in sums)
