@@ -189,8 +189,8 @@ def save(sess, g, prefix, step, max_to_keep):
     path = f"{prefix}-{step}"
     try:
         with g.graph.as_default():  # Saver works on the default graph
-            g.saver.save(sess, prefix, global_step=step, write_meta_graph=False, write_state=False)
-            meta_graph = g.saver.export_meta_graph()
+            g.saving.saver.save(sess, prefix, global_step=step, write_meta_graph=False, write_state=False)
+            meta_graph = g.saving.saver.export_meta_graph()
         # No device pins (clear_devices=True would edit the finalized graph): a run trained on a GPU
         # must restore by name on a machine without one.
         for node in meta_graph.graph_def.node:
@@ -265,13 +265,13 @@ def restore(sess, g, path):
     run's loss scale starts afresh when the checkpoint has none (it was written in float32)."""
     with g.graph.as_default():
         variables = tf.compat.v1.global_variables()
-    fresh = check_compatible(path, variables, optional=g.loss_scale_variables)
+    fresh = check_compatible(path, variables, optional=g.train_ops.loss_scale_variables)
     try:
         with g.graph.as_default():  # Saver works on the default graph
-            (g.saver_without_loss_scale if fresh else g.saver).restore(sess, path)
+            (g.saving.saver_without_loss_scale if fresh else g.saving.saver).restore(sess, path)
     except tf.errors.OpError as e:
         raise corrupt(path, e) from e
     if fresh:
-        sess.run(g.init_loss_scale)
-    sess.run(g.local_init_op)
+        sess.run(g.saving.init_loss_scale)
+    sess.run(g.saving.local_init_op)
     return int(sess.run(g.global_step))

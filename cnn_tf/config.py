@@ -488,12 +488,6 @@ def remembered(cfg, saved, given):
     return cfg.replace(**keep)
 
 
-def tower_devices(cfg):
-    """The devices of the model's towers: /gpu:0.. or /cpu:0.. (see session_config)."""
-    kind = "gpu" if cfg.device == "gpu" else "cpu"
-    return [f"/{kind}:{i}" for i in range(cfg.num_towers)]
-
-
 def session_config(cfg):
     """The ConfigProto of a run; with --deterministic, turns on op determinism (process-wide, read by
     kernels when a session creates them). Towers on the CPU get as many CPU devices."""

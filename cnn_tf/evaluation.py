@@ -16,16 +16,17 @@ def evaluate_split(sess, g, split, batch_size, details=False):
     serialized `test` summary). With `details`, metrics["details"] also holds every image's class
     probabilities and label, the confusion matrix, and the first misclassified images (for
     cnn_tf.visuals)."""
-    sess.run(g.eval_reset)
-    g.pipeline.start_pass(sess, split, batch_size)
+    sess.run(g.evaluation.reset)
+    g.inputs.pipeline.start_pass(sess, split, batch_size)
     probabilities, labels = [], []
     mistakes = {"images": [], "labels": [], "predictions": []}
     while True:
-        fetches = {"update": g.eval_update}
+        fetches = {"update": g.evaluation.update}
         if details:
-            fetches.update(probabilities=g.probabilities, labels=g.label, predictions=g.predictions)
+            fetches.update(probabilities=g.evaluation.probabilities, labels=g.inputs.label,
+                           predictions=g.inference.predictions)
             if len(mistakes["images"]) < MISTAKES:
-                fetches["images"] = g.image
+                fetches["images"] = g.inputs.image
         try:
             values = sess.run(fetches)
         except tf.errors.OutOfRangeError:
@@ -38,7 +39,7 @@ def evaluate_split(sess, g, split, batch_size, details=False):
                 mistakes["images"] += list(values["images"][wrong])
                 mistakes["labels"] += list(values["labels"][wrong])
                 mistakes["predictions"] += list(values["predictions"][wrong])
-    metrics, summary = sess.run([g.eval_metrics, g.summaries[TEST]])
+    metrics, summary = sess.run([g.evaluation.metrics, g.summaries[TEST]])
     metrics = {key: (value.item() if np.ndim(value) == 0 else value) for key, value in metrics.items()}
     metrics["count"] = int(metrics["count"])
     if details:

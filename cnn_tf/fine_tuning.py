@@ -132,7 +132,7 @@ class WarmStart:
         self.description = f"the warm-started weights of {self.path}"
 
     def __call__(self, sess):
-        sess.run(self.g.init_op)
+        sess.run(self.g.saving.init_op)
         try:
             with self.g.graph.as_default():  # Saver works on the default graph
                 self.saver.restore(sess, self.path)

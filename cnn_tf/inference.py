@@ -2,41 +2,27 @@
 as a SavedModel and `predict` runs from a checkpoint. Float32, the inference tower's layers (moving
 averages, no dropout), the run's preprocessing (cnn_tf.data.preprocess); with `tta="flip"` each
 image's probabilities are averaged with its mirror's, as `evaluate --tta=flip` measures."""
-import types
-
 import tensorflow as tf
 
 from cnn_tf import checkpoints
 from cnn_tf.data.preprocess import bounded, decode, normalize, scale_pixels
-from cnn_tf.nets import get_network_fn, model_options
-
-
-def averaged_over_mirrors(probabilities, logits_of, images, tta="none"):
-    """`tta="flip"`: the mean of `probabilities` (of `images`, NHWC) and of the mirrored images'
-    (`logits_of(mirrored)`, on the same variables); else `probabilities` as they are. One place for
-    evaluate's inference tower and for export / predict."""
-    if tta != "flip":
-        return probabilities
-    with tf.compat.v1.name_scope("mirrored"):
-        return (probabilities + tf.nn.softmax(logits_of(tf.reverse(images, [2])))) / 2.0
+from cnn_tf.graph.contract import InferenceGraph
+from cnn_tf.graph.model import averaged_over_mirrors, model_fn
 
 
 def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta="none"):
-    """Returns a namespace: `graph`, `encoded` (tf.string [N]: PNG/JPEG/BMP/GIF bytes) and `images`
-    (uint8 [N, H, W, C]) placeholders, `from_files` and `from_arrays` ({probabilities, classes,
-    class_names} for each), and `saver` for the model's variables, named as in training."""
+    """Returns the InferenceGraph (cnn_tf.graph.contract): placeholders for encoded files and uint8
+    arrays, {probabilities, classes, class_names} of each, and a saver for the model's variables,
+    named as in training."""
     height, width, channels = image_shape
     graph = tf.Graph()
-    g = types.SimpleNamespace(graph=graph, class_names=list(class_names), image_shape=tuple(image_shape))
     with graph.as_default():
-        network_fn = get_network_fn(cfg.model, len(class_names), use_batch_norm=cfg.batch_norm,
-                                    weights_initializer=cfg.weights_initializer, init_stddev=cfg.init_stddev,
-                                    **{name: getattr(cfg, name) for name in model_options(cfg.model)})
-        names = tf.constant(g.class_names)
+        model = model_fn(cfg, len(class_names), weight_decay=0.0)
+        names = tf.constant(list(class_names))
 
         def logits_of(pixels, reuse=True):
             with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=reuse):
-                return network_fn(normalize(pixels, pixel_mean), is_training=False, keep_prob=1.0)[0]
+                return model(normalize(pixels, pixel_mean), is_training=False)[0]
 
         def classify(pixels, reuse):
             probabilities = averaged_over_mirrors(tf.nn.softmax(logits_of(pixels, reuse)), logits_of, pixels, tta)
@@ -44,18 +30,19 @@ def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta="n
             return {"probabilities": probabilities, "classes": classes,
                     "class_names": tf.gather(names, classes)}
 
-        g.encoded = tf.compat.v1.placeholder(tf.string, [None], "encoded_images")
+        encoded = tf.compat.v1.placeholder(tf.string, [None], "encoded_images")
         decoded = tf.map_fn(lambda contents: decode(contents, height, width, channels),
-                            bounded(g.encoded, cfg.max_image_pixels),
+                            bounded(encoded, cfg.max_image_pixels),
                             fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8))
         with tf.compat.v1.name_scope("from_files"):
-            g.from_files = classify(scale_pixels(decoded), reuse=False)
-        g.images = tf.compat.v1.placeholder(tf.uint8, [None, height, width, channels], "images")
+            from_files = classify(scale_pixels(decoded), reuse=False)
+        images = tf.compat.v1.placeholder(tf.uint8, [None, height, width, channels], "images")
         with tf.compat.v1.name_scope("from_arrays"):
-            g.from_arrays = classify(scale_pixels(g.images), reuse=True)
-        g.variables = tf.compat.v1.global_variables()
-        g.saver = tf.compat.v1.train.Saver(g.variables)
-    return g
+            from_arrays = classify(scale_pixels(images), reuse=True)
+        variables = tf.compat.v1.global_variables()
+        return InferenceGraph(graph=graph, class_names=list(class_names), image_shape=tuple(image_shape),
+                              encoded=encoded, images=images, from_files=from_files, from_arrays=from_arrays,
+                              variables=variables, saver=tf.compat.v1.train.Saver(variables))
 
 
 def restore(sess, g, path):

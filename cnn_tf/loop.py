@@ -78,16 +78,16 @@ class LocalSession:
 
 
 class Trainer:
-    """Runs `g.train_op` over `feed` (steps_per_epoch, start(sess, epoch, first_step)) for `num_epochs`
-    epochs, counted across resumes; `initialize(sess)` gives fresh weights (default: g.init_op), and its
-    `description` attribute, if any, says which (for messages)."""
+    """Runs the train op of TrainGraph `g` over `feed` (steps_per_epoch, start(sess, epoch, first_step))
+    for `num_epochs` epochs, counted across resumes; `initialize(sess)` gives fresh weights (default:
+    g.saving.init_op), and its `description` attribute, if any, says which (for messages)."""
 
     def __init__(self, g, feed, callbacks, num_epochs, session_config=None, checkpoint_dir=None,
                  initialize=None, is_chief=True, session=None):
         self.g, self.feed, self.num_epochs = g, feed, num_epochs
         self.checkpoint_dir, self.is_chief = checkpoint_dir, is_chief
         self.session = session or LocalSession(session_config)
-        self._initialize = initialize or (lambda sess: sess.run(g.init_op))
+        self._initialize = initialize or (lambda sess: sess.run(g.saving.init_op))
         self.initial_weights = getattr(initialize, "description", "the initial weights")
         self.callbacks = [c for c in callbacks if is_chief or not c.chief_only]
         self.steps_per_epoch = feed.steps_per_epoch  # this process's steps of an epoch
@@ -95,7 +95,7 @@ class Trainer:
         self.global_steps_per_epoch = getattr(feed, "global_steps_per_epoch", feed.steps_per_epoch)
         self.max_steps = num_epochs * self.global_steps_per_epoch
         # In a cluster others move the global step too: each step fetches its value after the update.
-        self._step_after_train = getattr(getattr(g, "cluster", None), "step_after_train", None)
+        self._step_after_train = g.cluster.step_after_train if g.cluster is not None else None
         self.sess, self.global_step, self.epoch, self.step_in_epoch = None, 0, 0, 0
         self.resumed_from, self.state, self.stop_reason, self.exit_code = None, None, None, 0
         self.epoch_logs, self.results = {}, {}
@@ -191,7 +191,8 @@ class Trainer:
             raise error
 
     def _step(self):
-        fetches = {"train_op": self.g.train_op if self._step_after_train is None else self._step_after_train}
+        train_op = self.g.train_ops.train_op if self._step_after_train is None else self._step_after_train
+        fetches = {"train_op": train_op}
         for i, callback in enumerate(self.callbacks):
             extra = callback.before_step()
             if extra:

@@ -90,14 +90,14 @@ def _train_in(run_dir, cfg, given, cluster, chief, lock):
         if bool(checkpoints.latest(run_dir.checkpoints)) != resuming:
             raise UserError(f"another process wrote checkpoints into {cfg.train_dir} while this one started; run "
                             "the same command again to resume from them")
-    feed = TrainFeed(g.pipeline, data.split("train"), cfg.batch_size, cfg.seed, cfg.augment,
+    feed = TrainFeed(g.inputs.pipeline, data.split("train"), cfg.batch_size, cfg.seed, cfg.augment,
                      padding=-1 if cfg.augment_padding is None else cfg.augment_padding,
                      **(dict(worker=cluster.task_index, num_workers=cluster.num_workers, sync=cluster.sync)
                         if cluster else {}))
     session = None
     if cluster:
         server = distributed.start_server(cluster, config.session_config(cfg))
-        distributed.add_cluster_ops(g, cluster)
+        g = distributed.add_cluster_ops(g, cluster)
         session = distributed.ClusterSession(cluster, server, config.session_config(cfg))
     trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start, cluster, record), cfg.num_epochs,
                       config.session_config(cfg), run_dir.checkpoints, initialize=warm_start, is_chief=chief,

@@ -114,7 +114,7 @@ class CnnTf:
         callbacks = [NanGuard(), TrainSummaries(hp.summary_every_n_steps),
                      EventWriters(TrainDir(tempfile.mkdtemp(prefix="cnn_tf_bench_"))),
                      Progress(file=self.devnull), self.clock]
-        self.feed = TrainFeed(self.g.pipeline, (x, y), hp.batch_size)
+        self.feed = TrainFeed(self.g.inputs.pipeline, (x, y), hp.batch_size)
         self.trainer = Trainer(self.g, self.feed, callbacks, num_epochs=1 << 30,
                                session_config=config.session_config(hp))
         self.trainer.open()
@@ -133,7 +133,7 @@ class CnnTf:
         for i in range(warmup + steps):
             if i == warmup:
                 started = time.perf_counter()
-            sess.run(self.g.train_op)
+            sess.run(self.g.train_ops.train_op)
         rate = steps * self.hp.batch_size / (time.perf_counter() - started)
         self.trainer.global_step = int(sess.run(self.g.global_step))  # the loop goes on from there
         return rate

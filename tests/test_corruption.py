@@ -76,8 +76,8 @@ def originals(root):
     from cnn_tf.graph import build_graph
     g = build_graph(config.RunConfig(), (28, 28, 1), 10, 1000)
     with tf.compat.v1.Session(graph=g.graph) as sess, g.graph.as_default():
-        sess.run(g.init_op)
-        prefix = g.saver.save(sess, str(root / "model.ckpt"), global_step=16, write_meta_graph=False,
+        sess.run(g.saving.init_op)
+        prefix = g.saving.saver.save(sess, str(root / "model.ckpt"), global_step=16, write_meta_graph=False,
                               write_state=False)
     for case, part in (("checkpoint_index", "index"), ("checkpoint_data", "data-00000-of-00001")):
         cases[case] = ("checkpoint", {"prefix": prefix, "part": part}, f"{prefix}.{part}", "")

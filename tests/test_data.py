@@ -220,8 +220,8 @@ def test_the_graph_subtracts_the_pixel_mean_after_the_image_placeholder():
     images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     g = build_graph(RunConfig(model="three_conv"), (8, 8, 3), 10, 6, pixel_mean=[0.5, 0.25, 0.0])
     with tf.compat.v1.Session(graph=g.graph) as sess:
-        g.pipeline.start(sess, images, np.zeros(6, np.int64), 6)
-        pixels, model_input = sess.run([g.image, g.model_input])
+        g.inputs.pipeline.start(sess, images, np.zeros(6, np.int64), 6)
+        pixels, model_input = sess.run([g.inputs.image, g.inputs.model_input])
     np.testing.assert_allclose(pixels, images / 255.0, rtol=1e-6)  # image:0 holds [0, 1] pixels
     np.testing.assert_allclose(model_input, images / 255.0 - [0.5, 0.25, 0.0], rtol=1e-5, atol=1e-6)
 

@@ -85,7 +85,7 @@ def test_warm_start_restores_the_model_variables_and_nothing_else(source):
     saved = weights(source)
     with tf.compat.v1.Session(graph=g.graph) as sess, tf.compat.v1.Session(graph=fresh.graph) as fresh_sess:
         warm_start(sess)
-        fresh_sess.run(fresh.init_op)
+        fresh_sess.run(fresh.saving.init_op)
         with g.graph.as_default():
             values = dict(zip([v.op.name for v in tf.compat.v1.global_variables()],
                               sess.run(tf.compat.v1.global_variables())))

@@ -17,7 +17,7 @@ def hparams(**overrides):
 
 def session(g):
     sess = tf.compat.v1.Session(graph=g.graph)
-    sess.run(g.init_op)
+    sess.run(g.saving.init_op)
     return sess
 
 
@@ -48,14 +48,14 @@ def test_two_towers_share_the_variables_and_hold_no_control_flow():
     names = [v.op.name for v in g.graph.get_collection("variables")]
     assert len(names) == len(set(names)) and not [n for n in names if n.startswith(("training/", "inference/"))]
     assert len([n for n in names if n.endswith("weights")]) == 4  # lenet: conv1, conv2, fc3, fc4
-    assert g.train.end_points.keys() == g.end_points.keys()  # the same summary tags from either tower
+    assert g.train.end_points.keys() == g.inference.end_points.keys()  # the same summary tags from either tower
     # Only the training tower draws dropout masks and updates the batch norm averages.
     random = {op.name.split("/")[0] for op in ops if op.type.startswith("StatelessRandom")}
     assert random == {"training"}
     sess = session(g)
     images, labels = batch(64)
-    feed = {g.image: images / 255.0, g.label: labels}
-    first, second = sess.run(g.logits, feed), sess.run(g.logits, feed)
+    feed = {g.inputs.image: images / 255.0, g.inputs.label: labels}
+    first, second = sess.run(g.inference.logits, feed), sess.run(g.inference.logits, feed)
     np.testing.assert_array_equal(first, second)  # inference: no dropout, no batch statistics
     assert not np.array_equal(sess.run(g.train.logits, feed), first)
 
@@ -64,8 +64,8 @@ def test_weight_decay_reaches_the_loss():
     g = build_graph(hparams(weight_decay=0.01, batch_norm=False), (28, 28, 1), 10, 1000)
     sess = session(g)
     images, labels = batch()
-    feed = {g.image: images / 255.0, g.label: labels}
-    loss, logits = sess.run([g.loss, g.logits], feed)
+    feed = {g.inputs.image: images / 255.0, g.inputs.label: labels}
+    loss, logits = sess.run([g.inference.loss, g.inference.logits], feed)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     cross_entropy = -log_softmax[np.arange(len(labels)), labels].mean()
@@ -93,17 +93,17 @@ def test_train_op_steps_updates_batch_norm_and_learns():
     sess = session(g)
     images, labels = batch(256, seed=1)
     moving_mean = [v for v in g.graph.get_collection("variables") if v.op.name == "lenet/conv1/BatchNorm/moving_mean"][0]
-    g.pipeline.start(sess, images, labels, 64)
-    first = sess.run(g.loss, {g.image: images / 255.0, g.label: labels})
+    g.inputs.pipeline.start(sess, images, labels, 64)
+    first = sess.run(g.inference.loss, {g.inputs.image: images / 255.0, g.inputs.label: labels})
     for _ in range(4):
-        sess.run(g.train_op)
+        sess.run(g.train_ops.train_op)
     assert sess.run(g.global_step) == 4
     assert np.abs(sess.run(moving_mean)).sum() > 0
     for _ in range(30):
-        g.pipeline.start(sess, images, labels, 64)
+        g.inputs.pipeline.start(sess, images, labels, 64)
         for _ in range(4):
-            sess.run(g.train_op)
-    last = sess.run(g.loss, {g.image: images / 255.0, g.label: labels})
+            sess.run(g.train_ops.train_op)
+    last = sess.run(g.inference.loss, {g.inputs.image: images / 255.0, g.inputs.label: labels})
     assert last < first * 0.5
 
 
@@ -112,7 +112,7 @@ def test_evaluation_counts_every_image_once_with_a_partial_batch():
     sess = session(g)
     images, labels = batch(103, seed=2)
     metrics, summary = evaluate_split(sess, g, (images, labels), 25)
-    predictions = sess.run(g.predictions, {g.image: images / 255.0})
+    predictions = sess.run(g.inference.predictions, {g.inputs.image: images / 255.0})
     assert metrics["count"] == 103
     assert metrics["confusion"].sum() == 103
     assert metrics["accuracy"] == pytest.approx((predictions == labels).mean(), abs=1e-6)
@@ -127,7 +127,7 @@ def test_summary_collections_hold_the_tutorial_tags():
     g = build_graph(hparams(), (28, 28, 1), 10, 1000)
     sess = session(g)
     images, labels = batch(64)
-    g.pipeline.start(sess, images, labels, 64)
+    g.inputs.pipeline.start(sess, images, labels, 64)
     train, epoch = sess.run([g.summaries[TRAIN], g.summaries[PER_EPOCH]])
     train_tags, epoch_tags = summary_tags(train), summary_tags(epoch)
     assert {"loss", "accuracy", "global_step", "learning_rate", "sparsity/lenet/fc3"} <= set(train_tags)
@@ -149,10 +149,10 @@ def test_device_gpu_pins_the_model_and_falls_back_with_soft_placement():
     conv = g.graph.get_operation_by_name("training/lenet/conv1/Conv2D")
     assert conv.device.lower().endswith("gpu:0")
     sess = tf.compat.v1.Session(graph=g.graph, config=config.session_config(hp))
-    sess.run(g.init_op)
+    sess.run(g.saving.init_op)
     images, labels = batch(32)
-    g.pipeline.start(sess, images, labels, 32)
-    sess.run(g.train_op)
+    g.inputs.pipeline.start(sess, images, labels, 32)
+    sess.run(g.train_ops.train_op)
     assert sess.run(g.global_step) == 1
 
 
@@ -165,31 +165,31 @@ def test_mixed_precision_computes_low_keeps_float32_weights_and_loss_and_learns(
         variables = tf.compat.v1.global_variables()
     assert conv.inputs[0].dtype == dtype  # the layers compute in the low precision
     assert all(v.dtype.base_dtype in (tf.float32, tf.int64) for v in variables)  # float32 master weights
-    assert g.logits.dtype == tf.float32 and g.loss.dtype == tf.float32
+    assert g.inference.logits.dtype == tf.float32 and g.inference.loss.dtype == tf.float32
     if precision == "mixed_float16":
         assert any("loss_scale" in v.op.name for v in variables)
     images, labels = batch(256)
     sess = session(g)
-    g.pipeline.start(sess, images, labels, 64)
+    g.inputs.pipeline.start(sess, images, labels, 64)
     losses = []
     for _ in range(12):
         try:
-            losses.append(sess.run([g.train_op, g.loss])[1])
+            losses.append(sess.run([g.train_ops.train_op, g.inference.loss])[1])
         except tf.errors.OutOfRangeError:
-            g.pipeline.start(sess, images, labels, 64)
+            g.inputs.pipeline.start(sess, images, labels, 64)
     assert np.isfinite(losses).all() and np.mean(losses[-3:]) < losses[0] * 0.7, losses
 
 
 def test_precision_falls_back_to_float32_with_a_warning_where_the_hardware_lacks_it(capsys, monkeypatch):
-    from cnn_tf import graph
+    from cnn_tf.graph import hardware
 
-    monkeypatch.setattr(graph, "cpu_has_bfloat16", lambda: False)
-    assert graph.effective_precision(hparams(precision="mixed_bfloat16")) == "float32"
+    monkeypatch.setattr(hardware, "cpu_has_bfloat16", lambda: False)
+    assert hardware.effective_precision(hparams(precision="mixed_bfloat16")) == "float32"
     assert "--precision=mixed_bfloat16 needs a CPU with AVX512_BF16" in capsys.readouterr().err
-    assert graph.effective_precision(hparams(precision="mixed_float16")) == "float32"  # no GPU here
-    monkeypatch.setattr(graph, "cpu_has_bfloat16", lambda: True)
-    assert graph.effective_precision(hparams(precision="mixed_bfloat16")) == "mixed_bfloat16"
-    assert graph.effective_precision(hparams(precision="float32")) == "float32"
+    assert hardware.effective_precision(hparams(precision="mixed_float16")) == "float32"  # no GPU here
+    monkeypatch.setattr(hardware, "cpu_has_bfloat16", lambda: True)
+    assert hardware.effective_precision(hparams(precision="mixed_bfloat16")) == "mixed_bfloat16"
+    assert hardware.effective_precision(hparams(precision="float32")) == "float32"
 
 
 def test_checkpoints_move_between_float32_and_float16_runs(tmp_path):
@@ -209,11 +209,11 @@ def test_checkpoints_move_between_float32_and_float16_runs(tmp_path):
         sess = session(g)
         if restore_from:
             assert checkpoints.restore(sess, g, restore_from) == 3
-        g.pipeline.start(sess, images, labels, 32)
+        g.inputs.pipeline.start(sess, images, labels, 32)
         for _ in range(3):
-            sess.run(g.train_op)
+            sess.run(g.train_ops.train_op)
         with g.graph.as_default():
-            saved = g.saver.save(sess, str(path), global_step=g.global_step)
+            saved = g.saving.saver.save(sess, str(path), global_step=g.global_step)
         return saved, values(g, sess)
 
     float32_path, float32_values = trained("float32", tmp_path / "f32")

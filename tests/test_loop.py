@@ -18,7 +18,7 @@ def setup_trainer(callbacks, num_epochs=2, is_chief=True):
     cfg = config.RunConfig(batch_size=32, summary_every_n_steps=1000)
     g = build_graph(cfg, (28, 28, 1), 10, 96)
     labels = np.random.default_rng(0).integers(0, 10, 96)
-    feed = TrainFeed(g.pipeline, (make_images(labels)[..., None], labels), 32)  # 3 steps an epoch
+    feed = TrainFeed(g.inputs.pipeline, (make_images(labels)[..., None], labels), 32)  # 3 steps an epoch
     return Trainer(g, feed, callbacks, num_epochs, config.session_config(cfg), is_chief=is_chief)
 
 

@@ -1,7 +1,6 @@
 """The pieces of the accuracy recipes: resnet's shapes, every learning-rate schedule at chosen steps
 (and after a restore), label smoothing's loss and adamw's update against hand computations."""
 import math
-import types
 
 import numpy as np
 import pytest
@@ -119,9 +118,9 @@ def test_adamw_decays_the_weights_apart_from_adams_step():
         w = tf.compat.v1.get_variable("layer/weights", initializer=w0)
         b = tf.compat.v1.get_variable("layer/biases", initializer=b0)
         loss = tf.reduce_sum(w * x) + 2.0 * tf.reduce_sum(b)
-        g = types.SimpleNamespace(learning_rate=tf.constant(lr))
         optimizer = tf.compat.v1.train.AdamOptimizer(lr)
-        pairs = decay_weights(optimizer.compute_gradients(loss), g, RunConfig(optimizer="adamw", weight_decay=decay))
+        pairs = decay_weights(optimizer.compute_gradients(loss), tf.constant(lr),
+                              RunConfig(optimizer="adamw", weight_decay=decay))
         train_op = optimizer.apply_gradients(pairs)
         sess.run(tf.compat.v1.global_variables_initializer())
         sess.run(train_op)
@@ -204,14 +203,14 @@ def test_flip_tta_equals_no_tta_on_a_mirror_symmetric_image_and_differs_on_anoth
     for tta in ("none", "flip"):
         g = build_graph(cfg, (28, 28, 1), 10, 100, tta=tta)
         with g.graph.as_default():
-            softmax = tf.nn.softmax(g.logits)
+            softmax = tf.nn.softmax(g.inference.logits)
         with tf.compat.v1.Session(graph=g.graph) as sess:
             if tta == "none":
-                sess.run(g.init_op)
-                g.saver.save(sess, path)
+                sess.run(g.saving.init_op)
+                g.saving.saver.save(sess, path)
             else:
-                g.saver.restore(sess, path)  # the same weights
-            probabilities[tta] = [sess.run(softmax, {g.image: x}) for x in (symmetric, lopsided)]
+                g.saving.saver.restore(sess, path)  # the same weights
+            probabilities[tta] = [sess.run(softmax, {g.inputs.image: x}) for x in (symmetric, lopsided)]
     np.testing.assert_allclose(probabilities["flip"][0], probabilities["none"][0], rtol=1e-5, atol=1e-7)
     assert not np.allclose(probabilities["flip"][1], probabilities["none"][1], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(probabilities["flip"][1].sum(axis=1), 1.0, rtol=1e-5)

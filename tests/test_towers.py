@@ -20,15 +20,15 @@ def batch(n, seed=0):
 
 def step(g, sess, images, labels):
     """One training step on exactly this batch, through the input pipeline as in training."""
-    g.pipeline.start(sess, images, labels, len(images))
-    return sess.run([g.train.loss, g.train_op])[0]
+    g.inputs.pipeline.start(sess, images, labels, len(images))
+    return sess.run([g.train.loss, g.train_ops.train_op])[0]
 
 
 def graph_and_session(**overrides):
     cfg = config.RunConfig(**overrides)
     g = build_graph(cfg, (28, 28, 1), 10, 1000)
     sess = tf.compat.v1.Session(graph=g.graph, config=config.session_config(cfg))
-    sess.run(g.init_op)
+    sess.run(g.saving.init_op)
     return g, sess
 
 
@@ -65,9 +65,9 @@ def test_one_sgd_step_on_two_towers_equals_one_tower_on_the_global_batch(batch_s
                        and op.name.startswith("lenet/")]
     assert len(model_variables) == 8 and all(op.device == "/cpu:0" for op in model_variables)
     metadata = tf.compat.v1.RunMetadata()
-    two.pipeline.start(two_sess, images, labels, len(images))
-    two_sess.run(two.train_op, options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
-                 run_metadata=metadata)
+    two.inputs.pipeline.start(two_sess, images, labels, len(images))
+    trace = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    two_sess.run(two.train_ops.train_op, options=trace, run_metadata=metadata)
     ran_on = {stats.device.rsplit("/", 1)[-1]: {node.node_name for node in stats.node_stats}
               for stats in metadata.step_stats.dev_stats}
     # a tower's computations (reads of the variables run where they live, on CPU:0)
@@ -81,7 +81,7 @@ def test_each_tower_draws_its_own_dropout_masks_and_batch_norm_follows_the_first
     g, sess = graph_and_session(num_towers=2, keep_prob=0.5, batch_norm=True, batch_size=64)
     images, labels = batch(32)
     twice = np.concatenate([images, images])  # both towers get the same images
-    logits = sess.run(g.train.logits, {g.image: twice / 255.0, g.label: np.concatenate([labels, labels])})
+    logits = sess.run(g.train.logits, {g.inputs.image: twice / 255.0, g.inputs.label: np.concatenate([labels, labels])})
     assert not np.allclose(logits[:32], logits[32:])  # only the dropout masks differ
 
     # The moving averages take the first tower's batch statistics: a second tower fed other images
@@ -104,7 +104,7 @@ def test_the_learning_rate_counts_global_batches_whatever_the_tower_count():
         for global_step in (9, 10, 20):
             with g.graph.as_default():
                 g.global_step.load(global_step, sess)
-            rates[-1].append(sess.run(g.learning_rate))
+            rates[-1].append(sess.run(g.train_ops.learning_rate))
     np.testing.assert_allclose(rates[0], [1e-3, 5e-4, 2.5e-4], rtol=1e-6)  # 1000 images / 100 = 10 steps
     assert rates[0] == rates[1]
 

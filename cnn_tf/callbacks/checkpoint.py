@@ -25,7 +25,7 @@ class Checkpoint(Callback):
 
     def _save(self):
         t = self.trainer
-        if not t.sess.run(t.g.all_finite):
+        if not t.sess.run(t.g.saving.all_finite):
             return False
         checkpoints.save(t.sess, t.g, self.prefix, t.global_step, self.max_to_keep)
         return True

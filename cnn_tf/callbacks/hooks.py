@@ -22,7 +22,7 @@ class HookCallback(Callback):
 
     def before_step(self):
         self._context = tf.compat.v1.train.SessionRunContext(
-            tf.compat.v1.train.SessionRunArgs(self.trainer.g.train_op), self.trainer.sess)
+            tf.compat.v1.train.SessionRunArgs(self.trainer.g.train_ops.train_op), self.trainer.sess)
         args = self.hook.before_run(self._context)
         if args is None:
             return None

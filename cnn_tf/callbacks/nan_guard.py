@@ -23,14 +23,14 @@ class NanGuard(Callback):
             self.diverged(f"loss is {values['loss']}")
 
     def after_epoch(self):
-        if not self.trainer.sess.run(self.trainer.g.all_finite):
+        if not self.trainer.sess.run(self.trainer.g.saving.all_finite):
             self.diverged("the weights are not finite")
 
     def diverged(self, what):
         t, g = self.trainer, self.trainer.g
         step = t.global_step
         latest = checkpoints.latest(t.checkpoint_dir) if t.checkpoint_dir else None
-        rollbacks, scale = t.sess.run([g.nan_rollbacks, g.learning_rate_scale])
+        rollbacks, scale = t.sess.run([g.rollback.count, g.rollback.learning_rate_scale])
         kept = f"the latest checkpoint {latest} is finite" if latest else "no checkpoint was written"
         if self.on_nan == "stop" or rollbacks >= self.max_rollbacks:
             tried = f" after {rollbacks} rollbacks" if self.on_nan == "rollback" else ""
@@ -41,7 +41,7 @@ class NanGuard(Callback):
         restored, path = t.restore()
         # The count and the factor compound across rollbacks, whatever the checkpoint held.
         scale *= self.lr_factor
-        t.sess.run(g.set_rollback_state, {g.new_learning_rate_scale: scale, g.new_nan_rollbacks: rollbacks + 1})
+        t.sess.run(g.rollback.set, {g.rollback.new_learning_rate_scale: scale, g.rollback.new_count: rollbacks + 1})
         print(f"{what} at global step {step}: rolled back to step {restored} ({path or t.initial_weights}), "
               f"learning rate x{scale:g} (rollback {rollbacks + 1} of at most {self.max_rollbacks})", flush=True)
         t.rewind(restored)

@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnn_tf import cli, config
+from cnn_tf.graph.hardware import tower_devices
 from cnn_tf.loop import Callback
 
 
@@ -26,13 +27,13 @@ class StartupSummary(Callback):
         super().setup(trainer)
         with trainer.g.graph.as_default():
             self.parameters = _parameters(tf.compat.v1.trainable_variables())
-        self.trained = _parameters(trainer.g.variables_to_train)
+        self.trained = _parameters(trainer.g.train_ops.variables_to_train)
 
     def before_train(self):
         t, cfg, data = self.trainer, self.cfg, self.data
         names = data.class_names
         classes = f"{len(names)}: {', '.join(names[:10])}" + (f", ... ({len(names) - 10} more)" if len(names) > 10 else "")
-        devices = config.tower_devices(cfg)
+        devices = tower_devices(cfg)
         towers = f" ({cfg.num_towers} towers of {cfg.batch_size // cfg.num_towers} images)" if cfg.num_towers > 1 else ""
         if t.global_step >= t.max_steps:
             state = (f"already done: trained {t.num_epochs} epochs (global step {t.global_step}); raise --num_epochs "

@@ -68,7 +68,7 @@ class ClusterSession:
         live = len(sess.run(c.ready, options=self._short())) == 0
         if live and not (trainer.checkpoint_dir and checkpoints.latest(trainer.checkpoint_dir)):
             # A chief restarted before the first checkpoint: the ps tasks' variables are all there is.
-            sess.run(trainer.g.local_init_op, options=self._short())
+            sess.run(trainer.g.saving.local_init_op, options=self._short())
             step, path = int(sess.run(trainer.g.global_step, options=self._short())), LIVE_STATE
         else:
             step, path = trainer.restore()  # the latest checkpoint, else fresh (or warm-started) weights
@@ -105,7 +105,7 @@ class ClusterSession:
             if time.monotonic() > deadline:
                 raise tf.errors.DeadlineExceededError(None, None, "the variables are not initialized")
             time.sleep(0.5)
-        sess.run(g.local_init_op, options=self._short())
+        sess.run(g.saving.local_init_op, options=self._short())
         sess.run(c.local_init, options=self._short())
         return int(sess.run(g.global_step, options=self._short())), None
 

@@ -1,0 +1,54 @@
+"""What the hardware offers a graph: the towers' devices and the precision the layers compute in."""
+import tensorflow as tf
+
+from cnn_tf import log
+from cnn_tf.errors import UserError
+
+COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
+
+
+def tower_devices(cfg):
+    """The devices of the model's towers: /gpu:0.. or /cpu:0.. (see cnn_tf.runtime.session_config)."""
+    kind = "gpu" if cfg.device == "gpu" else "cpu"
+    return [f"/{kind}:{i}" for i in range(cfg.num_towers)]
+
+
+def check_devices(cfg):
+    """The towers' devices; with --device=gpu on a machine with fewer GPUs than towers, a warning naming
+    where soft placement runs them (or, without soft placement, an error)."""
+    devices = tower_devices(cfg)
+    if cfg.device != "gpu":
+        return devices
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if gpus >= cfg.num_towers:
+        return devices
+    if not cfg.allow_soft_placement:
+        raise UserError(f"--device=gpu --num_towers={cfg.num_towers} needs {cfg.num_towers} GPU(s), this machine has "
+                        f"{gpus}; pass --allow_soft_placement, fewer --num_towers or --device=cpu")
+    missing = ", ".join(devices[gpus:])
+    where = "/cpu:0" if gpus == 0 else "/gpu:0 or /cpu:0"
+    log.warning(f"--device=gpu: this machine has {gpus} GPU(s); soft placement runs {missing} on {where}")
+    return devices
+
+
+def cpu_has_bfloat16():
+    """AVX512_BF16 or AMX: the CPU instructions that make bfloat16 faster than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def effective_precision(cfg):
+    """--precision where the hardware runs it fast; else float32, with a warning saying why."""
+    if cfg.precision == "float32":
+        return "float32"
+    has_gpu = cfg.device == "gpu" and bool(tf.config.list_physical_devices("GPU"))
+    if has_gpu or (cfg.precision == "mixed_bfloat16" and cpu_has_bfloat16()):
+        return cfg.precision
+    need = "a GPU" if cfg.precision == "mixed_float16" else "a CPU with AVX512_BF16 or AMX, or a GPU"
+    log.warning(f"--precision={cfg.precision} needs {need} (--device={cfg.device} here has none); "
+                "computing in float32")
+    return "float32"
