@@ -1,28 +1,44 @@
 """What every CLI of cnn_tf shares: its flags defined when it starts, `--help` grouped and short, a
 misspelled flag answered with the nearest one, a UserError as one line and an exit code, and the
 aligned start-up summary. A new CLI (`python -m cnn_tf.X`) calls `cli.run(main, usage, fields)`."""
+import dataclasses
 import difflib
 import os
 import sys
+import typing
 
 from absl import app, flags, logging
 import tensorflow as tf
 
-from cnn_tf import checkpoints, config, errors, exit_codes
+from cnn_tf import checkpoints, config, errors, exit_codes, flagfile, options
 from cnn_tf.errors import UserError
 from cnn_tf.manifest import RunManifest, derived_note
 from cnn_tf.textfile import check_regular, read_text
 from cnn_tf.traindir import TrainDir
+from cnn_tf.options import CHECKPOINT, Options, option
 
 FLAGS = flags.FLAGS
 # The flags of a run that a CLI reading its train dir (evaluate, export, predict) may override.
-RUN_OVERRIDES = config.fields(config.RunConfig, overridable_only=True)
+RUN_OVERRIDES = options.fields(config.RunConfig, overridable_only=True)
 HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointOptions(Options):
+    """Which checkpoint a CLI reads (evaluate, export, predict)."""
+    checkpoint_dir: typing.Optional[str] = option(None, "A train dir, or its checkpoints/ directory.", CHECKPOINT,
+                                                  saved=False)
+    checkpoint_path: typing.Optional[str] = option(None, "One checkpoint, e.g. DIR/checkpoints/model.ckpt-860 "
+                                                   "(default: the latest).", CHECKPOINT, saved=False)
+    tta: str = option("none", "Test-time augmentation: flip averages the probabilities of each image and its "
+                      "mirror (for clothes and photos, not digits); export builds it into the SavedModel, "
+                      "which predict --saved_model then runs as it is.",
+                      CHECKPOINT, choices=("none", "flip"), saved=False)
 
 
 def run(main, usage, fields):
     """absl's app.run of `main` with the flags of `fields` (dataclass fields of cnn_tf.config)."""
-    config.define_flags(FLAGS, fields)
+    options.define_flags(FLAGS, fields)
 
     def parse(argv):
         if any(arg in HELP_FLAGS for arg in argv[1:]):
@@ -36,7 +52,7 @@ def run(main, usage, fields):
             for arg in argv[1:]:  # absl would block reading a FIFO named as a flagfile
                 if arg.startswith("--flagfile="):
                     check_regular(arg.split("=", 1)[1])
-            return FLAGS([argv[0], *config.upgrade_flags(FLAGS.read_flags_from_files(argv[1:], force_gnu=False))])
+            return FLAGS([argv[0], *flagfile.upgrade_flags(FLAGS.read_flags_from_files(argv[1:], force_gnu=False))])
         except flags.UnrecognizedFlagError as e:
             files = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")]
             where = f" (on the command line or in {', '.join(files)})" if files else ""
@@ -95,7 +111,7 @@ def _flagfile_encoding(argv, error):
 
 
 def suggestion(name, fields):
-    names = [f.name for f in fields] + [f"no{f.name}" for f in fields if config.flag_kind(f) is bool]
+    names = [f.name for f in fields] + [f"no{f.name}" for f in fields if options.flag_kind(f) is bool]
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
     return f"did you mean --{close[0]}? (--help lists the flags)" if close else "--help lists the flags"
 
@@ -113,28 +129,20 @@ def help_text(usage, fields):
     """The CLI's own flags by group, one line each: name, default, what it does (and its choices)."""
     lines = [f"usage: {usage}", ""]
     groups = dict.fromkeys(f.metadata["group"] for f in fields)  # the CLI's own group first, then
-    later = [g for g in config.LATER_GROUPS if g in groups]   # what most runs set before the rest
+    later = [g for g in options.LATER_GROUPS if g in groups]   # what most runs set before the rest
     for group in [g for g in groups if g not in later] + later:
         members = [f for f in fields if f.metadata["group"] == group]
         if not members:
             continue
         lines.append(f"{group}:")
         for f in members:
-            name = f"--[no]{f.name}" if config.flag_kind(f) is bool else f"--{f.name}"
+            name = f"--[no]{f.name}" if options.flag_kind(f) is bool else f"--{f.name}"
             choices = f" ({'|'.join(f.metadata['choices'])})" if f.metadata["choices"] else ""
             lines.append(f"  {name:<30} {_default(f):<14} {f.metadata['help']}{choices}")
         lines.append("")
     lines.append("--flagfile=FILE reads flags from a file (a config); --helpfull lists absl's and TensorFlow's "
                  "flags too.")
     return "\n".join(lines)
-
-
-def print_summary(rows, file=None):
-    """Aligned `key  value` lines, as Keras' model summary: what a run is about to do."""
-    width = max(len(key) for key, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}", file=file or sys.stdout)
-    (file or sys.stdout).flush()
 
 
 def no_arguments(argv):
@@ -148,7 +156,7 @@ def load_run(checkpoint_dir, overrides=None):
     if not checkpoint_dir:
         raise UserError("--checkpoint_dir is required: the --train_dir of a training run")
     run_dir = TrainDir.find(checkpoint_dir)
-    cfg = config.load_config(run_dir.flags_cfg).replace(**{**(overrides or {}), "num_towers": 1})
+    cfg = flagfile.load_config(run_dir.flags_cfg).replace(**{**(overrides or {}), "num_towers": 1})
     return run_dir, cfg.resolved()
 
 

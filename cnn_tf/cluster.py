@@ -19,10 +19,19 @@ import time
 
 from absl import flags
 
-from cnn_tf import cli, config, exit_codes
+from cnn_tf import cli, exit_codes, options
 from cnn_tf.errors import UserError
+from cnn_tf.options import CLUSTER, Options, option, positive
 
 CLUSTER_FLAGS = ("job_name", "task_index", "ps_hosts", "worker_hosts")
+
+
+@dataclasses.dataclass(frozen=True)
+class LauncherOptions(Options):
+    num_ps: int = option(1, "Parameter servers to start.", CLUSTER, check=positive, saved=False)
+    num_workers: int = option(2, "Workers to start (worker 0 is the chief).", CLUSTER, check=positive, saved=False)
+    grace: float = option(120.0, "Seconds the others may take to finish after the chief has exited, or to stop "
+                          "after one failed, before they are killed.", CLUSTER, check=positive, saved=False)
 
 
 def free_ports(count):
@@ -135,7 +144,7 @@ def _interrupt(signum, frame):
 
 
 def main(argv):
-    opts = config.from_flags(config.LauncherOptions, flags.FLAGS, dataclasses.fields(config.LauncherOptions))
+    opts = options.from_flags(LauncherOptions, flags.FLAGS, dataclasses.fields(LauncherOptions))
     launcher = Launcher(opts, argv[1:])
     signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(launcher.run())
@@ -143,7 +152,7 @@ def main(argv):
 
 def run():
     cli.run(main, "python -m cnn_tf.cluster [--num_ps=1] [--num_workers=2] -- <python -m cnn_tf.train flags>",
-            dataclasses.fields(config.LauncherOptions))
+            dataclasses.fields(LauncherOptions))
 
 
 if __name__ == "__main__":

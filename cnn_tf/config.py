@@ -1,114 +1,32 @@
-"""Every flag of every CLI, defined once, as the fields of frozen dataclasses.
+"""A training run's configuration: `RunConfig`, the frozen dataclass of every `train` flag.
 
-`RunConfig` is a training run: the CLI edge turns absl's flags into one (`from_flags`), and the
-data layer, the graph builder and the loop take it, so each can be built and tested without absl
+The CLI edge turns absl's flags into one (`options.from_flags`), and the data layer, the graph
+builder and the loop take it, so each can be built and tested without absl
 (`RunConfig(model="three_conv", batch_size=32)`). Each field says its flag's group (for --help),
-whether it is saved in `<train_dir>/flags.cfg`, whether a resumed run must give the same value,
-and whether `evaluate` may override the saved value (where data is, how the graph runs).
-`EvaluateOptions` holds the flags only `evaluate` has. Flags are defined on a FlagValues only when
-a CLI starts (`define_flags`), so every CLI module can be imported in one process.
+whether it is saved in `<train_dir>/flags.cfg` (cnn_tf.flagfile), whether a resumed run must give
+the same value, and whether `evaluate` may override the saved value (where data is, how the graph
+runs). The choices of --dataset, --model, --augment and --weights_initializer come from the
+registries cnn_tf.data and cnn_tf.nets fill (cnn_tf.registry): this module imports neither.
 """
 import dataclasses
 import os
 import typing
 
-from absl import flags
-import tensorflow as tf
-
-from cnn_tf.data import DATASETS
-from cnn_tf.data.pipeline import AUGMENTATIONS
-from cnn_tf.data.preprocess import MAX_IMAGE_PIXELS
-from cnn_tf import errors
 from cnn_tf.errors import UserError
-from cnn_tf.nets import nets_map
-from cnn_tf.nets.layers import INITIALIZERS
-from cnn_tf.textfile import read_text
-from cnn_tf.traindir import absolute, write_atomic
+from cnn_tf.options import (CLUSTER, DATA, FINE_TUNING, MAX_IMAGE_PIXELS, MODEL, OPTIMIZATION, OUTPUT, RUNTIME,
+                            SOURCES, Options, finite_positive, fraction, grey_or_colour, image_side, non_negative,
+                            open_unit_interval, option, positive, serialize, unit_interval)
+from cnn_tf.registry import AUGMENTATIONS, DATASETS, INITIALIZERS, MODELS
+from cnn_tf.traindir import absolute
 
-DATA, SOURCES, MODEL, FINE_TUNING, OPTIMIZATION, OUTPUT, RUNTIME, CLUSTER, CHECKPOINT, EVALUATION, EXPORT, \
-    PREDICTION, CONVERSION = ("data", "data sources", "model", "fine-tuning", "optimization", "output", "runtime",
-                              "cluster", "checkpoint", "evaluation", "export", "prediction", "conversion")
-# Groups --help lists after the others: what only some datasets, fine-tuning or clusters need.
-LATER_GROUPS = (SOURCES, FINE_TUNING, CLUSTER)
 OPTIMIZERS = ("adam", "adamw", "momentum", "nesterov", "sgd", "rmsprop")
 SCHEDULES = ("exponential", "cosine", "one_cycle", "piecewise", "constant")
 
 
-def positive(v):
-    return v > 0
-
-
-def non_negative(v):
-    return v >= 0
-
-
-def unit_interval(v):  # (0, 1]
-    return 0 < v <= 1
-
-
-def fraction(v):  # [0, 1)
-    return 0 <= v < 1
-
-
-def open_unit_interval(v):  # (0, 1)
-    return 0 < v < 1
-
-
-def grey_or_colour(v):
-    return v in (1, 3)
-
-
-MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: longer is a typo (and overflows a run's timeout in milliseconds)
-
-
-def finite_positive(v):
-    return 0 < v <= MAX_TIMEOUT
-
-
-MAX_IMAGE_SIDE = 4096  # pixels: an --image_size past it is a typo, not a model (a batch of them is gigabytes)
-
-
-def image_side(v):
-    return 0 < v <= MAX_IMAGE_SIDE
-
-
-_CHECK_WORDS = {positive: "must be positive", non_negative: "must be >= 0", unit_interval: "must be in (0, 1]",
-                fraction: "must be in [0, 1)", open_unit_interval: "must be in (0, 1)",
-                grey_or_colour: "must be 1 (grayscale) or 3 (RGB)", finite_positive: "must be a positive number of "
-                "seconds, at most a week (604800)", image_side: f"must be in 1..{MAX_IMAGE_SIDE} pixels"}
-
-
-def option(default, help, group, choices=None, check=None, must_match=False, overridable=False, saved=True):
-    """A field that is also a flag. `check`: a predicate of the value (None passes); `must_match`:
-    a resumed run must give the saved value (it fixes the variables, the data or their order);
-    `overridable`: evaluate may replace the saved value; `saved`: written to flags.cfg."""
-    return dataclasses.field(default=default, metadata=dict(
-        help=help, group=group, choices=choices, check=check, must_match=must_match, overridable=overridable,
-        saved=saved))
-
-
-class _Options:
-    """Checks every field against its `check` when built, so a bad value never gets far."""
-
-    def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value, check = getattr(self, field.name), field.metadata.get("check")
-            if isinstance(value, list):  # frozen: lists (from a list flag) become tuples
-                object.__setattr__(self, field.name, value := tuple(value))
-            choices = field.metadata.get("choices")
-            if choices and value is not None and value not in choices:
-                raise UserError(f"--{field.name}={value}: must be one of {', '.join(choices)}")
-            if check and value is not None and not check(value):
-                raise UserError(f"--{field.name} {_CHECK_WORDS.get(check, 'is invalid')} (got {value})")
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-
 @dataclasses.dataclass(frozen=True)
-class RunConfig(_Options):
+class RunConfig(Options):
     # Data
-    dataset: str = option("fashion_mnist", "Dataset to train on.", DATA, choices=tuple(sorted(DATASETS)),
+    dataset: str = option("fashion_mnist", "Dataset to train on.", DATA, choices=DATASETS,
                           must_match=True)
     data_dir: typing.Optional[str] = option(None, "Directory with the dataset's files (looked in first).", DATA,
                                             overridable=True)
@@ -152,7 +70,7 @@ class RunConfig(_Options):
     verify_shards: bool = option(True, "tfrecord: check every shard's SHA-256 against dataset.json when loading "
                                  "(off: only their sizes).", SOURCES, overridable=True)
     # Model
-    model: str = option("lenet", "Network architecture.", MODEL, choices=tuple(sorted(nets_map)), must_match=True)
+    model: str = option("lenet", "Network architecture.", MODEL, choices=MODELS, must_match=True)
     batch_norm: bool = option(True, "Batch-normalize the convolutional layers.", MODEL, must_match=True)
     weight_decay: float = option(5e-4, "L2 weight decay coefficient (0 disables it).", MODEL, check=non_negative)
     keep_prob: float = option(0.5, "Dropout keep probability of the fully connected layers, in (0, 1].", MODEL,
@@ -165,7 +83,7 @@ class RunConfig(_Options):
                                    "(0, 1].", MODEL, check=unit_interval)
     weights_initializer: typing.Optional[str] = option(
         None, "Initializer of the weights (default: the model's own, as in its tutorial).", MODEL,
-        choices=tuple(sorted(INITIALIZERS)), must_match=True)
+        choices=INITIALIZERS, must_match=True)
     init_stddev: float = option(0.1, "Standard deviation of --weights_initializer=truncated_normal.", MODEL,
                                 check=positive)
     precision: str = option("float32", "Compute precision; mixed_* keep float32 master weights, loss and "
@@ -285,82 +203,6 @@ class RunConfig(_Options):
         return self.replace(**changes)
 
 
-@dataclasses.dataclass(frozen=True)
-class CheckpointOptions(_Options):
-    """Which checkpoint a CLI reads (evaluate, export, predict)."""
-    checkpoint_dir: typing.Optional[str] = option(None, "A train dir, or its checkpoints/ directory.", CHECKPOINT,
-                                                  saved=False)
-    checkpoint_path: typing.Optional[str] = option(None, "One checkpoint, e.g. DIR/checkpoints/model.ckpt-860 "
-                                                   "(default: the latest).", CHECKPOINT, saved=False)
-    tta: str = option("none", "Test-time augmentation: flip averages the probabilities of each image and its "
-                      "mirror (for clothes and photos, not digits); export builds it into the SavedModel, "
-                      "which predict --saved_model then runs as it is.",
-                      CHECKPOINT, choices=("none", "flip"), saved=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluateOptions(CheckpointOptions):
-    split: str = option("test", "Split to evaluate.", EVALUATION, choices=("train", "validation", "test"),
-                        saved=False)
-    watch: bool = option(False, "Evaluate each new checkpoint as training writes it, until training finishes "
-                         "or --watch_timeout seconds pass without a new one.", EVALUATION, saved=False)
-    watch_timeout: float = option(600.0, "--watch stops after this many seconds without a new checkpoint.",
-                                  EVALUATION, check=non_negative, saved=False)
-    watch_interval: float = option(1.0, "--watch looks for new checkpoints this often (seconds).", EVALUATION,
-                                   check=positive, saved=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportOptions(CheckpointOptions):
-    export_dir: typing.Optional[str] = option(None, "Where the SavedModel goes, as EXPORT_DIR/<global step>/ "
-                                              "(TF Serving's layout).", EXPORT, saved=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictOptions(CheckpointOptions):
-    saved_model: typing.Optional[str] = option(None, "A SavedModel written by export (a version folder, or the "
-                                               "export dir: its newest version), instead of --checkpoint_dir.",
-                                               PREDICTION, saved=False)
-    top_k: int = option(3, "Classes shown per image, most probable first.", PREDICTION, check=positive, saved=False)
-    format: str = option("table", "Output: a table for people, json or csv for scripts.", PREDICTION,
-                         choices=("table", "json", "csv"), saved=False)
-    batch_size: int = option(64, "Images classified at once.", PREDICTION, check=positive, saved=False)
-    skip_bad_images: bool = option(False, "Warn of each unreadable file and exit 0, instead of an error line for "
-                                   "each and exit 2 (the readable files are classified either way).", PREDICTION,
-                                   saved=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class LauncherOptions(_Options):
-    num_ps: int = option(1, "Parameter servers to start.", CLUSTER, check=positive, saved=False)
-    num_workers: int = option(2, "Workers to start (worker 0 is the chief).", CLUSTER, check=positive, saved=False)
-    grace: float = option(120.0, "Seconds the others may take to finish after the chief has exited, or to stop "
-                          "after one failed, before they are killed.", CLUSTER, check=positive, saved=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvertOptions(_Options):
-    output_dir: typing.Optional[str] = option(None, "The folder to write (it must not exist): shards, labels.txt "
-                                              "and dataset.json.", CONVERSION, saved=False)
-    num_shards: int = option(4, "TFRecord files per split (fewer for a split with fewer images).", CONVERSION,
-                             check=positive, saved=False)
-
-
-# The RunConfig flags that say which dataset and how it is split: what the converter reads.
-CONVERT_DATA_FLAGS = ("dataset", "data_dir", "validation_size", "labels_csv", "image_size", "class_names", "channels",
-                      "validation_fraction", "test_fraction", "skip_bad_images", "download_mirror", "seed",
-                      "max_image_pixels")
-
-
-@dataclasses.dataclass(frozen=True)
-class FetchOptions(_Options):
-    dataset: str = option("fashion_mnist", "Dataset to fetch.", DATA, choices=("fashion_mnist", "mnist"), saved=False)
-    data_dir: typing.Optional[str] = option(None, "Directory to look in first and download into (default: the "
-                                            "cache).", DATA, saved=False)
-    download_mirror: typing.Optional[str] = option(None, "Base URL to download from (default: the official "
-                                                   "mirror).", DATA, saved=False)
-
-
 def piecewise_schedule(cfg):
     """(boundaries in epochs, values) of --learning_rate_schedule=piecewise, checked."""
     try:
@@ -377,94 +219,6 @@ def piecewise_schedule(cfg):
     return boundaries, values
 
 
-def fields(options_class, overridable_only=False):
-    return [f for f in dataclasses.fields(options_class) if f.metadata["overridable"] or not overridable_only]
-
-
-def flag_kind(field):
-    kind = field.type
-    if typing.get_origin(kind) is typing.Union:  # Optional[X]
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    return kind
-
-
-def define_flags(fv, fields_):
-    """Defines a flag on FlagValues `fv` for each field (its group is kept for --help)."""
-    for field in fields_:
-        name, meta, default, kind = field.name, field.metadata, field.default, flag_kind(field)
-        args = dict(flag_values=fv, module_name=f"cnn_tf ({meta['group']})")
-        if meta["choices"]:
-            flags.DEFINE_enum(name, default, list(meta["choices"]), meta["help"], **args)
-        elif kind is bool:
-            flags.DEFINE_boolean(name, default, meta["help"], **args)
-        elif kind is int:
-            flags.DEFINE_integer(name, default, meta["help"], **args)
-        elif kind is float:
-            flags.DEFINE_float(name, default, meta["help"], **args)
-        elif kind is tuple:
-            flags.DEFINE_list(name, default, meta["help"], **args)
-        else:
-            flags.DEFINE_string(name, default, meta["help"], **args)
-
-
-def from_flags(options_class, fv, fields_=None):
-    """An `options_class` of the parsed flags in `fv` (its other fields keep their defaults)."""
-    fields_ = fields_ if fields_ is not None else dataclasses.fields(options_class)
-    return options_class(**{f.name: fv[f.name].value for f in fields_})
-
-
-def given_flags(fv, fields_):
-    """{name: value} of the flags among `fields_` that were given on the command line or a flagfile."""
-    return {f.name: fv[f.name].value for f in fields_ if fv[f.name].present}
-
-
-def _serialize(name, value):
-    if value is None:
-        return f"no --{name}"
-    if isinstance(value, bool):
-        return f"--{name}" if value else f"--no{name}"
-    if isinstance(value, tuple):
-        return f"--{name}={','.join(value)}"
-    return f"--{name}={value}"
-
-
-def flagfile_text(cfg):
-    return "".join(_serialize(f.name, getattr(cfg, f.name)) + "\n" for f in dataclasses.fields(cfg)
-                   if f.metadata["saved"] and getattr(cfg, f.name) is not None)
-
-
-def save_config(cfg, path):
-    write_atomic(path, flagfile_text(cfg))
-
-
-# Flags whose spelling changed: --augment was a boolean before it named a kind of augmentation.
-_RENAMED = {"--augment": "--augment=flip_crop", "--noaugment": "--augment=none", "--augment=true": "--augment=flip_crop",
-            "--augment=false": "--augment=none"}
-
-
-def upgrade_flags(args):
-    """Command-line arguments (flagfiles expanded) or flags.cfg lines in today's spelling."""
-    return [_RENAMED.get(arg.strip().lower(), arg) if arg.strip().lower().startswith(("--augment", "--noaugment"))
-            else arg for arg in args]
-
-
-def load_config(path):
-    """The RunConfig saved in flags.cfg at `path`."""
-    fv = flags.FlagValues()
-    define_flags(fv, dataclasses.fields(RunConfig))
-    try:  # read through tf.io.gfile: a train dir may be on any filesystem TensorFlow supports
-        lines = [line.strip() for line in read_text(path).splitlines()]
-        fv(["cnn_tf"] + upgrade_flags([line for line in lines if line and not line.startswith(("#", "//"))]))
-    except flags.Error as e:
-        raise UserError(f"{path}: {e}") from e
-    except tf.errors.OpError as e:
-        raise UserError(f"cannot read {path}: {errors.reason(e)}") from e
-    try:
-        return from_flags(RunConfig, fv)
-    except UserError as e:
-        raise UserError(f"{path}: {e}") from e
-
-
 def check_resume(cfg, saved):
     """A resumed run must share the flags that fix the graph's variables, the data or its order with
     the run that wrote the checkpoints; the rest (--num_epochs, the learning rate, --precision, where
@@ -472,8 +226,8 @@ def check_resume(cfg, saved):
     for field in dataclasses.fields(RunConfig):
         name = field.name
         if field.metadata["must_match"] and getattr(saved, name) != getattr(cfg, name):
-            raise UserError(f"{cfg.train_dir} was trained with {_serialize(name, getattr(saved, name))} and this "
-                            f"run asks for {_serialize(name, getattr(cfg, name))}; resume with the same value or "
+            raise UserError(f"{cfg.train_dir} was trained with {serialize(name, getattr(saved, name))} and this "
+                            f"run asks for {serialize(name, getattr(cfg, name))}; resume with the same value or "
                             "use another --train_dir")
 
 
@@ -486,16 +240,3 @@ def remembered(cfg, saved, given):
     keep = {f.name: getattr(saved, f.name) for f in dataclasses.fields(RunConfig)
             if f.metadata["group"] in (DATA, SOURCES) and not f.metadata["must_match"] and f.name not in given}
     return cfg.replace(**keep)
-
-
-def session_config(cfg):
-    """The ConfigProto of a run; with --deterministic, turns on op determinism (process-wide, read by
-    kernels when a session creates them). Towers on the CPU get as many CPU devices."""
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    config = tf.compat.v1.ConfigProto(
-        allow_soft_placement=cfg.allow_soft_placement, log_device_placement=cfg.log_device_placement,
-        intra_op_parallelism_threads=cfg.intra_op_threads, inter_op_parallelism_threads=cfg.inter_op_threads)
-    if cfg.device == "cpu" and cfg.num_towers > 1:
-        config.device_count["CPU"] = cfg.num_towers
-    return config

@@ -13,12 +13,25 @@ import time
 import tensorflow as tf
 from absl import flags
 
-from cnn_tf import checkpoints, cli, config, errors, log
+from cnn_tf import checkpoints, cli, errors, log, options
 from cnn_tf.data import load_split_for
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics, visual_summaries
-from cnn_tf.graph import build_graph_for
+from cnn_tf.graph import build_graph_for, hardware
 from cnn_tf.manifest import RunManifest, derived_note
 from cnn_tf.traindir import TrainDir, write_atomic
+from cnn_tf.options import EVALUATION, non_negative, option, positive
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateOptions(cli.CheckpointOptions):
+    split: str = option("test", "Split to evaluate.", EVALUATION, choices=("train", "validation", "test"),
+                        saved=False)
+    watch: bool = option(False, "Evaluate each new checkpoint as training writes it, until training finishes "
+                         "or --watch_timeout seconds pass without a new one.", EVALUATION, saved=False)
+    watch_timeout: float = option(600.0, "--watch stops after this many seconds without a new checkpoint.",
+                                  EVALUATION, check=non_negative, saved=False)
+    watch_interval: float = option(1.0, "--watch looks for new checkpoints this often (seconds).", EVALUATION,
+                                   check=positive, saved=False)
 
 
 class Evaluator:
@@ -41,7 +54,7 @@ class Evaluator:
             raise errors.UserError(f"the {split} split of {cfg.dataset} is empty; evaluate another --split")
         self.g = build_graph_for(cfg, record, self.data.pipeline, tta=tta)
         self.g.graph.finalize()
-        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=config.session_config(cfg))
+        self.sess = tf.compat.v1.Session(graph=self.g.graph, config=hardware.session_config(cfg))
         self.writer, self.saved = None, False
         try:
             with self.g.graph.as_default():  # a v1 FileWriter refuses eager mode
@@ -57,10 +70,11 @@ class Evaluator:
     def evaluate(self, checkpoint_path):
         """Evaluates one checkpoint; writes summaries/eval_<split> at its step and eval/metrics.json."""
         step = checkpoints.restore(self.sess, self.g, checkpoint_path)
-        metrics, summary = evaluate_split(self.sess, self.g, self.data.split(self.split), self.cfg.eval_batch_size,
-                                          details=True)
+        evaluation = evaluate_split(self.sess, self.g, self.data.split(self.split), self.cfg.eval_batch_size,
+                                    details=True)
+        metrics = evaluation.metrics
         if self.writer is not None:
-            for serialized in [summary, *visual_summaries(metrics, self.class_names)]:
+            for serialized in [evaluation.summary, *visual_summaries(evaluation, self.class_names)]:
                 self.writer.add_summary(serialized, step)
             self.writer.flush()
         result = {
@@ -162,16 +176,16 @@ def watch(opts, overrides):
 
 def main(argv):
     cli.no_arguments(argv)
-    opts = config.from_flags(config.EvaluateOptions, flags.FLAGS)
+    opts = options.from_flags(EvaluateOptions, flags.FLAGS)
     if opts.watch and opts.checkpoint_path:
         raise errors.UserError("--watch evaluates each new checkpoint; it takes no --checkpoint_path")
-    overrides = config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES)
+    overrides = options.given_flags(flags.FLAGS, cli.RUN_OVERRIDES)
     watch(opts, overrides) if opts.watch else evaluate_once(opts, overrides)
 
 
 def run():
     cli.run(main, "python -m cnn_tf.evaluate --checkpoint_dir=DIR [--checkpoint_path=P] [--split=S] [--watch]",
-            list(dataclasses.fields(config.EvaluateOptions)) + cli.RUN_OVERRIDES)
+            list(dataclasses.fields(EvaluateOptions)) + cli.RUN_OVERRIDES)
 
 
 if __name__ == "__main__":

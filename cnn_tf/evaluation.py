@@ -3,6 +3,9 @@
 Shared by the training loop (validation after each epoch, test at the end) and `evaluate`, so
 both count the same images the same way and print the same accuracy for the same checkpoint.
 """
+import dataclasses
+import typing
+
 import numpy as np
 import tensorflow as tf
 
@@ -10,12 +13,20 @@ from cnn_tf.graph import TEST
 from cnn_tf.visuals import MISTAKES
 
 
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One pass's result: `metrics` {count, loss, accuracy, confusion}, the serialized `test`
+    `summary`, and with details, every image's class probabilities and label, the confusion matrix
+    and the first misclassified images (what cnn_tf.visuals draws)."""
+    metrics: dict
+    summary: bytes
+    details: typing.Optional[dict] = None
+
+
 def evaluate_split(sess, g, split, batch_size, details=False):
     """Runs the inference tower (no dropout, no gradients) over every image of `split` (what the
-    dataset's `split(name)` gives) once (the last batch may be partial); returns (metrics dict,
-    serialized `test` summary). With `details`, metrics["details"] also holds every image's class
-    probabilities and label, the confusion matrix, and the first misclassified images (for
-    cnn_tf.visuals)."""
+    dataset's `split(name)` gives) once (the last batch may be partial); returns an Evaluation, with
+    its details when `details`."""
     sess.run(g.evaluation.reset)
     g.inputs.pipeline.start_pass(sess, split, batch_size)
     probabilities, labels = [], []
@@ -42,17 +53,18 @@ def evaluate_split(sess, g, split, batch_size, details=False):
     metrics, summary = sess.run([g.evaluation.metrics, g.summaries[TEST]])
     metrics = {key: (value.item() if np.ndim(value) == 0 else value) for key, value in metrics.items()}
     metrics["count"] = int(metrics["count"])
-    if details:
-        metrics["details"] = {"probabilities": np.concatenate(probabilities), "labels": np.concatenate(labels),
-                              "confusion": metrics["confusion"], "mistakes": mistakes}
-    return metrics, summary
+    if not details:
+        return Evaluation(metrics, summary)
+    return Evaluation(metrics, summary, {"probabilities": np.concatenate(probabilities), "labels": np.concatenate(labels),
+                                         "confusion": metrics["confusion"], "mistakes": mistakes})
 
 
-def visual_summaries(metrics, class_names):
-    """The serialized image, pr_curves and text summaries of an evaluation made with `details`."""
+def visual_summaries(evaluation, class_names):
+    """The serialized image, pr_curves and text summaries of an Evaluation made with `details`."""
     from cnn_tf.visuals import evaluation_summaries
 
-    return evaluation_summaries(metrics["details"], class_names, per_class_metrics(metrics["confusion"], class_names))
+    return evaluation_summaries(evaluation.details, class_names,
+                                per_class_metrics(evaluation.metrics["confusion"], class_names))
 
 
 def per_class_metrics(confusion, class_names):

@@ -12,13 +12,21 @@ import errno
 import os
 import shutil
 import tempfile
+import typing
 
 import tensorflow as tf
 from absl import flags
 
-from cnn_tf import checkpoints, cli, config, errors
+from cnn_tf import checkpoints, cli, errors, options
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
+from cnn_tf.options import EXPORT, option
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions(cli.CheckpointOptions):
+    export_dir: typing.Optional[str] = option(None, "Where the SavedModel goes, as EXPORT_DIR/<global step>/ "
+                                              "(TF Serving's layout).", EXPORT, saved=False)
 
 
 def export(cfg, run_dir, record, checkpoint_path, export_dir, tta="none"):
@@ -89,10 +97,10 @@ def _write(cfg, run_dir, record, checkpoint_path, tta, g, staging, final):
 
 def main(argv):
     cli.no_arguments(argv)
-    opts = config.from_flags(config.ExportOptions, flags.FLAGS)
+    opts = options.from_flags(ExportOptions, flags.FLAGS)
     if not opts.export_dir:
         raise UserError("--export_dir is required: where the SavedModel's versions go")
-    run_dir, cfg = cli.load_run(opts.checkpoint_dir, config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES))
+    run_dir, cfg = cli.load_run(opts.checkpoint_dir, options.given_flags(flags.FLAGS, cli.RUN_OVERRIDES))
     record = cli.run_record(run_dir, cfg)
     final, path = cli.with_checkpoint(run_dir, opts.checkpoint_path,
                                       lambda path: export(cfg, run_dir, record, path, opts.export_dir, opts.tta))
@@ -103,7 +111,7 @@ def main(argv):
 
 def run():
     cli.run(main, "python -m cnn_tf.export --checkpoint_dir=DIR [--checkpoint_path=P] --export_dir=E [--tta=flip]",
-            list(dataclasses.fields(config.ExportOptions)) + cli.RUN_OVERRIDES)
+            list(dataclasses.fields(ExportOptions)) + cli.RUN_OVERRIDES)
 
 
 if __name__ == "__main__":

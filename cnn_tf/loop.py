@@ -19,14 +19,27 @@ back to an earlier step (`rewind`, after restoring them): the epoch then restart
 `after_rewind()` tells every callback. Callbacks run in the order given; `chief_only` ones run on the
 chief (worker 0) only.
 """
+import dataclasses
+import typing
+
 import tensorflow as tf
 
 from cnn_tf import checkpoints
 
 
+@dataclasses.dataclass
+class RunLogs:
+    """What callbacks share, declared in one place (Keras passes `logs` the same way): each field has
+    one writer, and any callback after it in the list may read it."""
+    events: typing.Any = None  # EventWriters: write(run, serialized summary, step) to summaries/<run>
+    epoch: dict = dataclasses.field(default_factory=dict)  # this epoch's: {"validation": metrics}; reset each epoch
+    results: dict = dataclasses.field(default_factory=dict)  # the run's: {"test": metrics} (FinalEvaluation)
+
+
 class Callback:
     """One concern of a training run; override the events it needs (see the module docstring).
-    `self.trainer` is the Trainer (its `sess`, `g`, `global_step`, `epoch`, `step_in_epoch`, ...)."""
+    `self.trainer` is the Trainer (its `sess`, `g`, `global_step`, `epoch`, `step_in_epoch`, ...);
+    what callbacks pass each other is in `trainer.logs` (RunLogs)."""
 
     chief_only = False
 
@@ -56,6 +69,22 @@ class Callback:
         pass
 
 
+@typing.runtime_checkable
+class TrainingSession(typing.Protocol):
+    """How the Trainer gets and keeps its session: LocalSession here, cnn_tf.distributed's
+    ClusterSession in a cluster."""
+    recoverable: tuple  # the errors of a step that `recover` handles (none in one process)
+    run_options: typing.Any  # RunOptions of every step (a cluster's timeout), or None
+
+    def create(self, trainer) -> tuple:
+        """Sets trainer.sess; returns (global step, checkpoint path or None) it starts from."""
+
+    def recover(self, trainer, error):
+        """After a `recoverable` error: returns the step to go on from (None: retry the step)."""
+
+    def close(self, trainer) -> None: ...
+
+
 class LocalSession:
     """A session in this process: the latest checkpoint restored, or fresh weights."""
 
@@ -72,6 +101,9 @@ class LocalSession:
         except BaseException:
             trainer.sess.close()
             raise
+
+    def recover(self, trainer, error):
+        raise error  # not called: nothing is recoverable in one process
 
     def close(self, trainer):
         trainer.sess.close()
@@ -98,7 +130,7 @@ class Trainer:
         self._step_after_train = g.cluster.step_after_train if g.cluster is not None else None
         self.sess, self.global_step, self.epoch, self.step_in_epoch = None, 0, 0, 0
         self.resumed_from, self.state, self.stop_reason, self.exit_code = None, None, None, 0
-        self.epoch_logs, self.results = {}, {}
+        self.logs = RunLogs()
         self._rewound = False
 
     # What callbacks may call.
@@ -157,7 +189,7 @@ class Trainer:
                 self._begun.append(callback)
         while self.global_step < max_steps and self.stop_reason is None:
             self.feed.start(self.sess, self.epoch, self.step_in_epoch)
-            self._rewound, self.epoch_logs = False, {}
+            self._rewound, self.logs.epoch = False, {}
             self._fire("before_epoch")
             while (self.step_in_epoch < self.steps_per_epoch and self.global_step < max_steps and not self._rewound
                    and self.stop_reason is None):

@@ -51,7 +51,7 @@ class RunManifest:
     @classmethod
     def of(cls, cfg, data):
         """The manifest of dataset `data` (cnn_tf.data) loaded under run configuration `cfg`."""
-        from cnn_tf.config import CONVERT_DATA_FLAGS  # the flags that say which data and how it is split
+        from cnn_tf.data.convert import CONVERT_DATA_FLAGS  # the flags that say which data and how it is split
 
         return cls(dataset=cfg.dataset, source=data.source, class_names=list(data.class_names),
                    image_shape=tuple(int(d) for d in data.image_shape), normalization=cfg.normalization,

@@ -11,16 +11,32 @@ import json
 import os
 import stat
 import sys
+import typing
 
 import numpy as np
 import tensorflow as tf
 import tqdm
 from absl import flags, logging
 
-from cnn_tf import cli, config, errors, exit_codes, log
+from cnn_tf import cli, errors, exit_codes, log, options
 from cnn_tf.data.preprocess import EXTENSIONS, too_many_pixels
 from cnn_tf.errors import UserError
 from cnn_tf.inference import build_inference_graph, restore
+from cnn_tf.options import PREDICTION, option, positive
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions(cli.CheckpointOptions):
+    saved_model: typing.Optional[str] = option(None, "A SavedModel written by export (a version folder, or the "
+                                               "export dir: its newest version), instead of --checkpoint_dir.",
+                                               PREDICTION, saved=False)
+    top_k: int = option(3, "Classes shown per image, most probable first.", PREDICTION, check=positive, saved=False)
+    format: str = option("table", "Output: a table for people, json or csv for scripts.", PREDICTION,
+                         choices=("table", "json", "csv"), saved=False)
+    batch_size: int = option(64, "Images classified at once.", PREDICTION, check=positive, saved=False)
+    skip_bad_images: bool = option(False, "Warn of each unreadable file and exit 0, instead of an error line for "
+                                   "each and exit 2 (the readable files are classified either way).", PREDICTION,
+                                   saved=False)
 
 
 def image_files(paths):
@@ -166,7 +182,7 @@ def report(results, class_names, top_k, output_format, out=sys.stdout):
 
 
 def main(argv):
-    opts = config.from_flags(config.PredictOptions, flags.FLAGS)
+    opts = options.from_flags(PredictOptions, flags.FLAGS)
     if bool(opts.saved_model) == bool(opts.checkpoint_dir):
         raise UserError("give --checkpoint_dir (a train dir) or --saved_model (an export), one of them")
     paths = image_files(argv[1:]) if len(argv) > 1 else None
@@ -179,7 +195,7 @@ def main(argv):
         classifier = SavedModelClassifier(opts.saved_model)
     else:
         classifier = CheckpointClassifier(opts.checkpoint_dir, opts.checkpoint_path,
-                                          config.given_flags(flags.FLAGS, cli.RUN_OVERRIDES), opts.tta)
+                                          options.given_flags(flags.FLAGS, cli.RUN_OVERRIDES), opts.tta)
     results, bad = classify(classifier, paths, opts.batch_size, opts.skip_bad_images, flags.FLAGS.max_image_pixels)
     if results:
         report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
@@ -190,7 +206,7 @@ def main(argv):
 def run():
     cli.run(main, "python -m cnn_tf.predict (--checkpoint_dir=DIR | --saved_model=E) [--top_k=3] "
                   "[--format=table|json|csv] [--tta=flip] PATH...",
-            list(dataclasses.fields(config.PredictOptions)) + cli.RUN_OVERRIDES)
+            list(dataclasses.fields(PredictOptions)) + cli.RUN_OVERRIDES)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ import sys
 from absl import flags
 import tensorflow as tf
 
-from cnn_tf import checkpoints, cli, config, distributed, exit_codes
+from cnn_tf import checkpoints, cli, config, distributed, exit_codes, flagfile, options
 from cnn_tf.callbacks import default_callbacks
 from cnn_tf.data import load_dataset_for
-from cnn_tf.data.pipeline import TrainFeed
+from cnn_tf.data.pipeline import AugmentSpec, TrainFeed
 from cnn_tf.errors import UserError
 from cnn_tf.fine_tuning import WarmStart
-from cnn_tf.graph import build_graph_for
+from cnn_tf.graph import build_graph_for, hardware
 from cnn_tf.lock import TrainDirLock
 from cnn_tf.loop import Trainer
 from cnn_tf.manifest import RunManifest
@@ -46,7 +46,7 @@ def train(cfg, given=None):
     workers are done; only the chief (worker 0) writes into the train dir, and holds its lock."""
     cluster = distributed.cluster_from(cfg)
     if cluster and cluster.job_name == "ps":
-        distributed.run_ps(cluster, config.session_config(cfg))
+        distributed.run_ps(cluster, hardware.session_config(cfg))
         return TrainResult("served")
     chief = cluster is None or cluster.is_chief
     lock = TrainDirLock(cfg.train_dir)
@@ -71,7 +71,7 @@ def _train(cfg, given, cluster, chief, lock):
 def _train_in(run_dir, cfg, given, cluster, chief, lock):
     resuming = bool(checkpoints.latest(run_dir.checkpoints))
     if resuming and tf.io.gfile.exists(run_dir.flags_cfg):
-        saved = config.load_config(run_dir.flags_cfg)
+        saved = flagfile.load_config(run_dir.flags_cfg)
         cfg = config.remembered(cfg, saved, given)
         config.check_resume(cfg, saved)
     # A resume reads its data's record (an image folder is checked file by file before decoding).
@@ -90,22 +90,19 @@ def _train_in(run_dir, cfg, given, cluster, chief, lock):
         if bool(checkpoints.latest(run_dir.checkpoints)) != resuming:
             raise UserError(f"another process wrote checkpoints into {cfg.train_dir} while this one started; run "
                             "the same command again to resume from them")
-    feed = TrainFeed(g.inputs.pipeline, data.split("train"), cfg.batch_size, cfg.seed, cfg.augment,
-                     padding=-1 if cfg.augment_padding is None else cfg.augment_padding,
+    feed = TrainFeed(g.inputs.pipeline, data.split("train"), cfg.batch_size, cfg.seed, AugmentSpec.of(cfg),
                      **(dict(worker=cluster.task_index, num_workers=cluster.num_workers, sync=cluster.sync)
                         if cluster else {}))
     session = None
     if cluster:
-        server = distributed.start_server(cluster, config.session_config(cfg))
-        g = distributed.add_cluster_ops(g, cluster)
-        session = distributed.ClusterSession(cluster, server, config.session_config(cfg))
+        g, session = distributed.join(cluster, g, hardware.session_config(cfg))
     trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start, cluster, record), cfg.num_epochs,
-                      config.session_config(cfg), run_dir.checkpoints, initialize=warm_start, is_chief=chief,
+                      hardware.session_config(cfg), run_dir.checkpoints, initialize=warm_start, is_chief=chief,
                       session=session)
     trainer.train()
     return TrainResult(trainer.state, trainer.exit_code, trainer.global_step, trainer.steps_per_epoch,
                        trainer.stop_reason, checkpoints.latest(run_dir.checkpoints) if chief else None,
-                       trainer.results.get("test") if chief else None, None if chief else cluster.name())
+                       trainer.logs.results.get("test") if chief else None, None if chief else cluster.name())
 
 
 def report(result):
@@ -127,8 +124,8 @@ def report(result):
 def main(argv):
     cli.no_arguments(argv)
     fields = dataclasses.fields(config.RunConfig)
-    result = train(config.from_flags(config.RunConfig, flags.FLAGS).resolved(),
-                   given=set(config.given_flags(flags.FLAGS, fields)))
+    result = train(options.from_flags(config.RunConfig, flags.FLAGS).resolved(),
+                   given=set(options.given_flags(flags.FLAGS, fields)))
     report(result)
     sys.exit(result.exit_code)
 

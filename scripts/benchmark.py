@@ -40,11 +40,11 @@ sys.path.insert(0, ROOT)
 import cnn_tf  # noqa: E402,F401  (first: it loads TensorFlow quietly)
 import tensorflow as tf  # noqa: E402
 
-from cnn_tf import config  # noqa: E402
+from cnn_tf import config, flagfile  # noqa: E402
 from cnn_tf.callbacks import EventWriters, NanGuard, Progress, TrainSummaries  # noqa: E402
 from cnn_tf.data.pipeline import TrainFeed  # noqa: E402
 from cnn_tf.evaluation import evaluate_split  # noqa: E402
-from cnn_tf.graph import build_graph, cpu_has_bfloat16  # noqa: E402
+from cnn_tf.graph import build_graph, cpu_has_bfloat16, hardware  # noqa: E402
 from cnn_tf.loop import Callback, Trainer  # noqa: E402
 from cnn_tf.nets import get_network_fn  # noqa: E402
 from cnn_tf.traindir import TrainDir  # noqa: E402
@@ -78,7 +78,7 @@ def parse_args(argv=None):
 
 def model_flags(model, precision, batch_size, num_towers=1):
     """The model's Fashion-MNIST config: the layers and options the user trains by default."""
-    return config.load_config(os.path.join(ROOT, "configs", f"{model}_fashion_mnist.cfg")).replace(
+    return flagfile.load_config(os.path.join(ROOT, "configs", f"{model}_fashion_mnist.cfg")).replace(
         precision=precision, batch_size=batch_size, num_towers=num_towers)
 
 
@@ -116,7 +116,7 @@ class CnnTf:
                      Progress(file=self.devnull), self.clock]
         self.feed = TrainFeed(self.g.inputs.pipeline, (x, y), hp.batch_size)
         self.trainer = Trainer(self.g, self.feed, callbacks, num_epochs=1 << 30,
-                               session_config=config.session_config(hp))
+                               session_config=hardware.session_config(hp))
         self.trainer.open()
 
     def train_rate(self, warmup, steps):
@@ -307,7 +307,7 @@ def times_to_accuracy(only=()):
     for config_path, target, precisions in TIME_TO_ACCURACY:
         if only and config_path not in only:
             continue
-        cfg = config.load_config(os.path.join(ROOT, config_path))
+        cfg = flagfile.load_config(os.path.join(ROOT, config_path))
         for precision in precisions:
             shown = precision or cfg.precision
             row = {"config": config_path, "model": cfg.model, "target": target, "precision": shown}

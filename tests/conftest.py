@@ -1,9 +1,12 @@
-"""Shared fixtures: small generated IDX datasets, a CLI runner, an event-file reader."""
+"""Shared fixtures and helpers: small generated datasets and image folders, CLI runners, event-file
+readers, checks several test modules make. The one module tests share code through."""
 import collections
 import functools
 import glob
 import http.server
+import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -11,8 +14,14 @@ import threading
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from cnn_tf import config
 from cnn_tf.data.idx import write_idx
+from cnn_tf.data.pipeline import TrainFeed
+from cnn_tf.graph import build_graph, hardware
+from cnn_tf.loop import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDX_NAMES = {
@@ -226,3 +235,147 @@ def write_slim_shards(folder, images, labels, split, encoded=None):
             if images is not None:
                 feature.update({"image/height": integer(images[k].shape[0]), "image/width": integer(images[k].shape[1])})
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+# Helpers several test modules share (a test module never imports another).
+def startup_summary(output):
+    """{key: value} of the start-up summary's aligned lines."""
+    rows = {}
+    for line in output.splitlines():
+        match = re.match(r"^(dataset|splits|classes|images|model|devices|precision|train dir|run)\s{2,}(.*)$", line)
+        if match:
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+def lenet_parameters(checkpoint):
+    """Trainable parameters of the model in a checkpoint: weights, biases, batch-norm betas."""
+    return sum(int(np.prod(shape)) for name, shape in tf.train.list_variables(checkpoint)
+               if name.startswith("lenet/") and name.rsplit("/", 1)[1] in ("weights", "biases", "beta"))
+
+
+def check_startup_summary(result, train_dir, data_dir, run):
+    rows = startup_summary(result.stdout)
+    assert rows["dataset"] == f"mnist from {data_dir}"
+    assert rows["splits"] == "train 1,000 · validation 200 · test 300"
+    assert rows["classes"] == "10: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    assert rows["images"] == "28×28×1" and rows["devices"] == "/cpu:0" and rows["precision"] == "float32"
+    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
+    assert rows["model"] == f"lenet, {lenet_parameters(latest):,} parameters"
+    assert rows["train dir"] == train_dir
+    assert re.fullmatch(run, rows["run"]), rows["run"]
+    # before the first step: the summary comes before any epoch line
+    lines = result.stdout.splitlines()
+    assert lines.index(next(line for line in lines if line.startswith("run "))) < min(
+        [i for i, line in enumerate(lines) if line.startswith("epoch ")] or [len(lines)])
+
+
+def printed_accuracy(output, label="test"):
+    lines = [line for line in output.splitlines() if line.startswith(f"{label} accuracy: ")]
+    assert len(lines) == 1, output
+    return float(lines[0].split(": ")[1])
+
+
+def setup_trainer(callbacks, num_epochs=2, is_chief=True):
+    cfg = config.RunConfig(batch_size=32, summary_every_n_steps=1000)
+    g = build_graph(cfg, (28, 28, 1), 10, 96)
+    labels = np.random.default_rng(0).integers(0, 10, 96)
+    feed = TrainFeed(g.inputs.pipeline, (make_images(labels)[..., None], labels), 32)  # 3 steps an epoch
+    return Trainer(g, feed, callbacks, num_epochs, hardware.session_config(cfg), is_chief=is_chief)
+
+
+LOAD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert "cnn_tf" not in sys.modules
+model = tf.saved_model.load(sys.argv[1])
+files = [open(p, "rb").read() for p in sys.argv[2:]]
+out = model.signatures["serving_default"](images=tf.constant(files))
+arrays = np.stack([tf.io.decode_png(f).numpy() for f in files])
+out_arrays = model.signatures["predict_images"](images=tf.constant(arrays))
+assert "cnn_tf" not in sys.modules
+print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(), "classes": out["classes"].numpy().tolist(),
+                  "class_names": [n.decode() for n in out["class_names"].numpy()],
+                  "arrays_classes": out_arrays["classes"].numpy().tolist(),
+                  "arrays_probabilities": out_arrays["probabilities"].numpy().tolist()}))
+"""
+
+
+def checkpoint_probabilities(train_dir, images):
+    """Softmax of logits:0 restored by tensor name, fed [0, 1] pixels: the checkpoint's own answer."""
+    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
+        tf.compat.v1.train.import_meta_graph(latest + ".meta").restore(sess, latest)
+        logits = sess.run(graph.get_tensor_by_name("logits:0"), {graph.get_tensor_by_name("image:0"): images / 255.0})
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def export_and_compare(train_dir, images, class_names, tmp_path):
+    export_dir = str(tmp_path / "export")
+    result = run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={export_dir}")
+    assert result.returncode == 0, result.stderr
+    step = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints")).rsplit("-", 1)[1]
+    version = os.path.join(export_dir, step)
+    assert "exported" in result.stdout and version in result.stdout
+    assert sorted(os.listdir(os.path.join(version, "assets"))) == ["class_names.txt", "flags.cfg"]
+    assert open(os.path.join(version, "assets", "class_names.txt")).read().splitlines() == list(class_names)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(str(tmp_path / "png" / f"{i}.png"))
+        os.makedirs(os.path.dirname(paths[-1]), exist_ok=True)
+        write_image(paths[-1], image)
+    loaded = subprocess.run([sys.executable, "-c", LOAD, version, *paths], capture_output=True, text=True,
+                            timeout=600, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    out = json.loads(loaded.stdout.strip().splitlines()[-1])
+    expected = checkpoint_probabilities(train_dir, images)
+    assert out["classes"] == expected.argmax(axis=1).tolist() == out["arrays_classes"]
+    np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+    np.testing.assert_allclose(out["arrays_probabilities"], expected, atol=1e-5)
+    assert out["class_names"] == [class_names[k] for k in out["classes"]]
+    return export_dir, version, out
+
+
+def start(module, *args):
+    return subprocess.Popen([sys.executable, "-m", f"cnn_tf.{module}", *args], cwd=ROOT, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process, timeout=600):
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def tensorboard_steps(directory, tag):
+    """The steps TensorBoard shows for `tag` (its loader applies restarts' SessionLog START)."""
+    accumulator = EventAccumulator(directory, size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return [event.step for event in accumulator.Scalars(tag)]
+
+
+def make_batch(num, seed):
+    labels = np.random.default_rng(seed).integers(0, 10, num).astype(np.uint8)
+    images = make_images(labels, size=32, channels=3, seed=seed)
+    images[..., 1] //= 2  # channels differ, so a channel-order bug shows
+    records = np.concatenate([labels[:, None], images.transpose(0, 3, 1, 2).reshape(num, -1)], axis=1)
+    return records.astype(np.uint8).tobytes(), images, labels
+
+
+def accuracy_restored_by_tensor_name(train_dir, data_dir, data=None):
+    """The README's recipe, in a plain Session (no soft placement): meta graph, restore, feed by name
+    the test split's [0, 1] pixels."""
+    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
+    if data is None:
+        from cnn_tf.data import load_dataset
+
+        data = load_dataset("mnist", data_dir=data_dir, validation_size=200)
+    images, labels = data.split("test")
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
+        saver = tf.compat.v1.train.import_meta_graph(latest + ".meta")
+        saver.restore(sess, latest)
+        image = graph.get_tensor_by_name("image:0")
+        label = graph.get_tensor_by_name("label:0")
+        accuracy = graph.get_tensor_by_name("accuracy:0")
+        return sess.run(accuracy, {image: images / 255.0, label: labels})

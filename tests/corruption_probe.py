@@ -13,7 +13,7 @@ import traceback
 
 import tensorflow as tf
 
-from cnn_tf import checkpoints, config
+from cnn_tf import checkpoints, config, flagfile
 from cnn_tf.data import cifar10, image_folder, mnist, records
 from cnn_tf.errors import UserError
 
@@ -71,7 +71,7 @@ _built = {}
 
 
 def flags_cfg(path, context):
-    config.load_config(path)
+    flagfile.load_config(path)
 
 
 def main():

@@ -10,15 +10,7 @@ import pytest
 from cnn_tf import config
 from cnn_tf.data import cifar10, load_dataset, mnist
 from cnn_tf.errors import UserError
-from conftest import make_images
-
-
-def make_batch(num, seed):
-    labels = np.random.default_rng(seed).integers(0, 10, num).astype(np.uint8)
-    images = make_images(labels, size=32, channels=3, seed=seed)
-    images[..., 1] //= 2  # channels differ, so a channel-order bug shows
-    records = np.concatenate([labels[:, None], images.transpose(0, 3, 1, 2).reshape(num, -1)], axis=1)
-    return records.astype(np.uint8).tobytes(), images, labels
+from conftest import make_batch
 
 
 def make_archive(path, per_batch=60, test=50, extra_members=()):

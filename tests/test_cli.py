@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnn_tf.data import load_dataset
-from conftest import read_events, run_cli, scalar_values, small_run_flags
+from conftest import (accuracy_restored_by_tensor_name, check_startup_summary, printed_accuracy, read_events, run_cli,
+                      scalar_values, small_run_flags)
 
 STEPS_PER_EPOCH = 16  # 1000 training images (1200 - 200 validation) in batches of 64
 
@@ -23,15 +23,8 @@ def trained(tmp_path_factory, data_dir):
     return train_dir, result
 
 
-def printed_accuracy(output, label="test"):
-    lines = [line for line in output.splitlines() if line.startswith(f"{label} accuracy: ")]
-    assert len(lines) == 1, output
-    return float(lines[0].split(": ")[1])
-
-
 @pytest.mark.slow
 def test_train_learns_and_prints_test_accuracy(trained, data_dir):
-    from test_console import check_startup_summary
 
     train_dir, result = trained
     assert printed_accuracy(result.stdout) > 0.9
@@ -122,21 +115,6 @@ def test_evaluate_a_chosen_checkpoint_and_split_from_checkpoints_dir(trained):
     assert metrics["global_step"] == STEPS_PER_EPOCH and metrics["split"] == "validation"
 
 
-def accuracy_restored_by_tensor_name(train_dir, data_dir, data=None):
-    """The README's recipe, in a plain Session (no soft placement): meta graph, restore, feed by name
-    the test split's [0, 1] pixels."""
-    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
-    data = data or load_dataset("mnist", data_dir=data_dir, validation_size=200)
-    images, labels = data.split("test")
-    with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
-        saver = tf.compat.v1.train.import_meta_graph(latest + ".meta")
-        saver.restore(sess, latest)
-        image = graph.get_tensor_by_name("image:0")
-        label = graph.get_tensor_by_name("label:0")
-        accuracy = graph.get_tensor_by_name("accuracy:0")
-        return sess.run(accuracy, {image: images / 255.0, label: labels})
-
-
 def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
     train_dir, train_result = trained
     value = accuracy_restored_by_tensor_name(train_dir, data_dir)
@@ -145,7 +123,6 @@ def test_restore_from_meta_graph_by_tensor_name(trained, data_dir):
 
 @pytest.mark.slow
 def test_second_train_resumes_from_the_last_global_step(trained, tmp_path, data_dir):
-    from test_console import check_startup_summary
 
     train_dir = str(tmp_path / "resumed")
     shutil.copytree(trained[0], train_dir)

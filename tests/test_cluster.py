@@ -15,8 +15,7 @@ import pytest
 
 from cnn_tf import checkpoints
 from cnn_tf.cluster import free_ports
-from conftest import ROOT, cli_env, run_cli, scalar_values, small_run_flags
-from test_cli import printed_accuracy
+from conftest import ROOT, cli_env, printed_accuracy, run_cli, scalar_values, small_run_flags
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 240  # seconds any one process of a test may take

@@ -8,12 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from cnn_tf.callbacks import Progress
 from cnn_tf.evaluation import format_report, per_class_metrics
-from conftest import ROOT, run_cli
-from test_loop import setup_trainer
+from conftest import ROOT, run_cli, setup_trainer
 
 GROUPS = {"train": ["data:", "model:", "optimization:", "output:", "runtime:"],
           "evaluate": ["evaluation:", "data:", "runtime:"]}
@@ -41,38 +39,6 @@ def test_a_misspelled_flag_suggests_the_nearest():
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [
             f"error: unknown flag {typo.split('=')[0]}; did you mean {right}? (--help lists the flags)"]
-
-
-def startup_summary(output):
-    """{key: value} of the start-up summary's aligned lines."""
-    rows = {}
-    for line in output.splitlines():
-        match = re.match(r"^(dataset|splits|classes|images|model|devices|precision|train dir|run)\s{2,}(.*)$", line)
-        if match:
-            rows[match.group(1)] = match.group(2)
-    return rows
-
-
-def lenet_parameters(checkpoint):
-    """Trainable parameters of the model in a checkpoint: weights, biases, batch-norm betas."""
-    return sum(int(np.prod(shape)) for name, shape in tf.train.list_variables(checkpoint)
-               if name.startswith("lenet/") and name.rsplit("/", 1)[1] in ("weights", "biases", "beta"))
-
-
-def check_startup_summary(result, train_dir, data_dir, run):
-    rows = startup_summary(result.stdout)
-    assert rows["dataset"] == f"mnist from {data_dir}"
-    assert rows["splits"] == "train 1,000 · validation 200 · test 300"
-    assert rows["classes"] == "10: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
-    assert rows["images"] == "28×28×1" and rows["devices"] == "/cpu:0" and rows["precision"] == "float32"
-    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
-    assert rows["model"] == f"lenet, {lenet_parameters(latest):,} parameters"
-    assert rows["train dir"] == train_dir
-    assert re.fullmatch(run, rows["run"]), rows["run"]
-    # before the first step: the summary comes before any epoch line
-    lines = result.stdout.splitlines()
-    assert lines.index(next(line for line in lines if line.startswith("run "))) < min(
-        [i for i, line in enumerate(lines) if line.startswith("epoch ")] or [len(lines)])
 
 
 def test_progress_bar_keeps_loss_accuracy_and_speed_in_order_at_80_columns():

@@ -62,7 +62,7 @@ def originals(root):
     (root / "data_batch_1.bin").write_bytes(batch.tobytes())
     cases["cifar"] = ("cifar", {}, root / "data_batch_1.bin", ".bin")
 
-    from cnn_tf import config
+    from cnn_tf import config, flagfile
     from cnn_tf.data.convert import convert
     convert(config.RunConfig(dataset="mnist", data_dir=str(root / "gz"), validation_size=20), str(root / "records"),
             num_shards=2)
@@ -78,11 +78,11 @@ def originals(root):
     with tf.compat.v1.Session(graph=g.graph) as sess, g.graph.as_default():
         sess.run(g.saving.init_op)
         prefix = g.saving.saver.save(sess, str(root / "model.ckpt"), global_step=16, write_meta_graph=False,
-                              write_state=False)
+                                     write_state=False)
     for case, part in (("checkpoint_index", "index"), ("checkpoint_data", "data-00000-of-00001")):
         cases[case] = ("checkpoint", {"prefix": prefix, "part": part}, f"{prefix}.{part}", "")
 
-    (root / "flags.cfg").write_text(config.flagfile_text(config.RunConfig(model="vgg", batch_size=32)))
+    (root / "flags.cfg").write_text(flagfile.flagfile_text(config.RunConfig(model="vgg", batch_size=32)))
     cases["flags_cfg"] = ("flags_cfg", {}, root / "flags.cfg", ".cfg")
     return cases
 

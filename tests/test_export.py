@@ -7,64 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from cnn_tf.data import load_dataset
-from conftest import run_cli, small_run_flags, write_image
+from conftest import checkpoint_probabilities, export_and_compare, run_cli, small_run_flags, write_image
 
 # Runs in a fresh interpreter that never imports cnn_tf: what a user of the SavedModel has.
-LOAD = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-assert "cnn_tf" not in sys.modules
-model = tf.saved_model.load(sys.argv[1])
-files = [open(p, "rb").read() for p in sys.argv[2:]]
-out = model.signatures["serving_default"](images=tf.constant(files))
-arrays = np.stack([tf.io.decode_png(f).numpy() for f in files])
-out_arrays = model.signatures["predict_images"](images=tf.constant(arrays))
-assert "cnn_tf" not in sys.modules
-print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(), "classes": out["classes"].numpy().tolist(),
-                  "class_names": [n.decode() for n in out["class_names"].numpy()],
-                  "arrays_classes": out_arrays["classes"].numpy().tolist(),
-                  "arrays_probabilities": out_arrays["probabilities"].numpy().tolist()}))
-"""
-
-
-def checkpoint_probabilities(train_dir, images):
-    """Softmax of logits:0 restored by tensor name, fed [0, 1] pixels: the checkpoint's own answer."""
-    latest = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints"))
-    with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
-        tf.compat.v1.train.import_meta_graph(latest + ".meta").restore(sess, latest)
-        logits = sess.run(graph.get_tensor_by_name("logits:0"), {graph.get_tensor_by_name("image:0"): images / 255.0})
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def export_and_compare(train_dir, images, class_names, tmp_path):
-    export_dir = str(tmp_path / "export")
-    result = run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={export_dir}")
-    assert result.returncode == 0, result.stderr
-    step = tf.train.latest_checkpoint(os.path.join(train_dir, "checkpoints")).rsplit("-", 1)[1]
-    version = os.path.join(export_dir, step)
-    assert "exported" in result.stdout and version in result.stdout
-    assert sorted(os.listdir(os.path.join(version, "assets"))) == ["class_names.txt", "flags.cfg"]
-    assert open(os.path.join(version, "assets", "class_names.txt")).read().splitlines() == list(class_names)
-    paths = []
-    for i, image in enumerate(images):
-        paths.append(str(tmp_path / "png" / f"{i}.png"))
-        os.makedirs(os.path.dirname(paths[-1]), exist_ok=True)
-        write_image(paths[-1], image)
-    loaded = subprocess.run([sys.executable, "-c", LOAD, version, *paths], capture_output=True, text=True,
-                            timeout=600, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    out = json.loads(loaded.stdout.strip().splitlines()[-1])
-    expected = checkpoint_probabilities(train_dir, images)
-    assert out["classes"] == expected.argmax(axis=1).tolist() == out["arrays_classes"]
-    np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
-    np.testing.assert_allclose(out["arrays_probabilities"], expected, atol=1e-5)
-    assert out["class_names"] == [class_names[k] for k in out["classes"]]
-    return export_dir, version, out
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import tensorflow as tf
 from cnn_tf import config
 from cnn_tf.evaluation import evaluate_split, per_class_metrics
 from cnn_tf.data.pipeline import steps_per_epoch
-from cnn_tf.graph import PER_EPOCH, TEST, TRAIN, build_graph
+from cnn_tf.graph import PER_EPOCH, TEST, TRAIN, build_graph, hardware
 from cnn_tf.schedules import learning_rate as learning_rate_schedule
 from conftest import make_images
 
@@ -111,15 +111,17 @@ def test_evaluation_counts_every_image_once_with_a_partial_batch():
     g = build_graph(hparams(), (28, 28, 1), 10, 1000)
     sess = session(g)
     images, labels = batch(103, seed=2)
-    metrics, summary = evaluate_split(sess, g, (images, labels), 25)
+    evaluation = evaluate_split(sess, g, (images, labels), 25)
+    metrics = evaluation.metrics
+    assert evaluation.details is None  # only when asked for
     predictions = sess.run(g.inference.predictions, {g.inputs.image: images / 255.0})
     assert metrics["count"] == 103
     assert metrics["confusion"].sum() == 103
     assert metrics["accuracy"] == pytest.approx((predictions == labels).mean(), abs=1e-6)
     np.testing.assert_array_equal(np.diag(metrics["confusion"]).sum(), (predictions == labels).sum())
-    tags = summary_tags(summary)
+    tags = summary_tags(evaluation.summary)
     assert {"loss", "accuracy", "sparsity/lenet/conv1"} <= set(tags)
-    again, _ = evaluate_split(sess, g, (images, labels), 1000)  # totals are reset between passes
+    again = evaluate_split(sess, g, (images, labels), 1000).metrics  # totals are reset between passes
     assert again["count"] == 103 and again["accuracy"] == pytest.approx(metrics["accuracy"])
 
 
@@ -148,7 +150,7 @@ def test_device_gpu_pins_the_model_and_falls_back_with_soft_placement():
     g = build_graph(hp, (28, 28, 1), 10, 1000)
     conv = g.graph.get_operation_by_name("training/lenet/conv1/Conv2D")
     assert conv.device.lower().endswith("gpu:0")
-    sess = tf.compat.v1.Session(graph=g.graph, config=config.session_config(hp))
+    sess = tf.compat.v1.Session(graph=g.graph, config=hardware.session_config(hp))
     sess.run(g.saving.init_op)
     images, labels = batch(32)
     g.inputs.pipeline.start(sess, images, labels, 32)
@@ -181,8 +183,6 @@ def test_mixed_precision_computes_low_keeps_float32_weights_and_loss_and_learns(
 
 
 def test_precision_falls_back_to_float32_with_a_warning_where_the_hardware_lacks_it(capsys, monkeypatch):
-    from cnn_tf.graph import hardware
-
     monkeypatch.setattr(hardware, "cpu_has_bfloat16", lambda: False)
     assert hardware.effective_precision(hparams(precision="mixed_bfloat16")) == "float32"
     assert "--precision=mixed_bfloat16 needs a CPU with AVX512_BF16" in capsys.readouterr().err

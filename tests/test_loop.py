@@ -3,23 +3,11 @@ chief-only callbacks, stop requests, and TensorFlow's SessionRunHooks through th
 import os
 import re
 
-import numpy as np
 import tensorflow as tf
 
-from cnn_tf import config
 from cnn_tf.callbacks import HookCallback
-from cnn_tf.data.pipeline import TrainFeed
-from cnn_tf.graph import build_graph
-from cnn_tf.loop import Callback, Trainer
-from conftest import ROOT, make_images
-
-
-def setup_trainer(callbacks, num_epochs=2, is_chief=True):
-    cfg = config.RunConfig(batch_size=32, summary_every_n_steps=1000)
-    g = build_graph(cfg, (28, 28, 1), 10, 96)
-    labels = np.random.default_rng(0).integers(0, 10, 96)
-    feed = TrainFeed(g.inputs.pipeline, (make_images(labels)[..., None], labels), 32)  # 3 steps an epoch
-    return Trainer(g, feed, callbacks, num_epochs, config.session_config(cfg), is_chief=is_chief)
+from cnn_tf.loop import Callback
+from conftest import ROOT, setup_trainer
 
 
 class Recorder(Callback):
@@ -100,7 +88,7 @@ def test_the_readme_example_callback_works_as_written():
 
     class FakeValidation(Callback):
         def after_epoch(self):
-            self.trainer.epoch_logs["validation"] = {"accuracy": 0.5 + 0.25 * self.trainer.epoch}
+            self.trainer.logs.epoch["validation"] = {"accuracy": 0.5 + 0.25 * self.trainer.epoch}
 
     trainer = setup_trainer([FakeValidation(), namespace["StopAtAccuracy"](0.7)], num_epochs=5)
     assert trainer.train() == "stopped"

@@ -4,10 +4,11 @@ import os
 
 import pytest
 
-from cnn_tf import config
+from cnn_tf import flagfile
 from cnn_tf.data import DATASETS, load_dataset
 from cnn_tf.nets import nets_map
-from conftest import ROOT, make_folder_layout, make_stripes_folder, run_cli, small_run_flags
+from conftest import (ROOT, accuracy_restored_by_tensor_name, make_folder_layout, make_stripes_folder, run_cli,
+                      small_run_flags)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,6 @@ def test_model_trains_and_evaluates_through_the_clis(model, data_dir, pets_dir, 
     assert evaluated.returncode == 0, evaluated.stderr
     assert printed(evaluated.stdout, "test accuracy") == pytest.approx(accuracy, abs=1e-4)
     if model == "four_conv":  # --normalization=mean: image:0 still takes [0, 1] pixels, the graph subtracts
-        from test_cli import accuracy_restored_by_tensor_name
 
         data = load_dataset("image_folder", data_dir=pets_dir, image_size=32, validation_fraction=0.1,
                             test_fraction=0.2)
@@ -76,6 +76,6 @@ def test_four_conv_pets_config_learns_a_small_two_class_folder(tmp_path):
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.cfg"))),
                          ids=os.path.basename)
 def test_every_config_parses_and_names_a_model_and_dataset(path):
-    fv = config.load_config(path)
+    fv = flagfile.load_config(path)
     assert fv.model in nets_map and fv.dataset in DATASETS
     assert fv.train_dir == f"runs/{os.path.basename(path)[:-4]}"

@@ -6,8 +6,7 @@ import pytest
 
 from cnn_tf.data import load_dataset
 from cnn_tf.data.mnist import SYSTEM_DIR
-from test_cli import printed_accuracy
-from conftest import run_cli
+from conftest import export_and_compare, printed_accuracy, run_cli
 
 REAL = os.path.join(SYSTEM_DIR, "fashion-mnist")
 pytestmark = [
@@ -39,7 +38,6 @@ def test_lenet_learns_real_fashion_mnist_in_one_epoch(tmp_path):
 
     # Exported, the model classifies 1,000 real test images written as PNG files, in a process that
     # never imports cnn_tf, exactly as the checkpoint does (ids equal, probabilities within 1e-5).
-    from test_export import export_and_compare
 
     data = load_dataset("fashion_mnist")
     images, labels = data.split("test")

@@ -12,7 +12,7 @@ from cnn_tf.errors import UserError
 from cnn_tf.graph import build_graph, cross_entropy
 from cnn_tf.optimization import decay_weights
 from cnn_tf.nets import get_network_fn
-from conftest import run_cli, small_run_flags
+from conftest import finish, printed_accuracy, run_cli, small_run_flags, start
 
 
 def rates(cfg, steps, num_examples=1000, num_replicas=1):
@@ -72,7 +72,6 @@ def test_a_stopped_and_resumed_run_continues_the_schedule_exactly(tmp_path, data
     import signal
 
     from conftest import scalar_values
-    from test_reliability import finish, start
 
     train_dir = tmp_path / "run"
     flags = small_run_flags(str(data_dir), str(train_dir), "--learning_rate_schedule=cosine", "--warmup_epochs=0.5",
@@ -161,7 +160,6 @@ def test_resnet_shapes_for_several_sizes_and_depths(depth, width, size, channels
 def test_resnet_trains(tmp_path):
     # Horizontal against vertical stripes: global average pooling keeps what a pattern is, not where.
     from conftest import make_stripes_folder
-    from test_cli import printed_accuracy
 
     make_stripes_folder(tmp_path / "stripes", per_class=100)
     result = run_cli("train", "--dataset=image_folder", f"--data_dir={tmp_path / 'stripes'}", "--image_size=32",

@@ -18,11 +18,9 @@ import tensorflow as tf
 from cnn_tf import config
 from cnn_tf.data import load_dataset_for, records
 from cnn_tf.data.convert import convert
-from cnn_tf.data.pipeline import EpochPlan, InputPipeline
-from conftest import ROOT, cli_env, make_folder_layout, make_images, run_cli, small_run_flags, tree_snapshot, \
-    write_slim_shards
-from test_cifar10 import make_batch
-from test_cli import printed_accuracy
+from cnn_tf.data.pipeline import AugmentSpec, EpochPlan, InputPipeline
+from conftest import (ROOT, cli_env, make_batch, make_folder_layout, make_images, printed_accuracy, run_cli,
+                      small_run_flags, tree_snapshot, write_slim_shards)
 
 
 def mnist_cfg(data_dir, **kw):
@@ -185,14 +183,14 @@ def epoch_batches(data, plan, batch_size=64):
 
 def test_an_epoch_streams_in_a_seeded_order_resumes_at_any_batch_and_shares_out_disjointly(mnist_records):
     data = records.load(mnist_records, shuffle_buffer=300)
-    whole = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=0, augment="flip_crop"))
+    whole = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=0, augment=AugmentSpec("flip_crop")))
     assert len(whole) == 16 and sum(len(y) for _, y in whole) == 1000
-    again = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=0, augment="flip_crop"))
+    again = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=0, augment=AugmentSpec("flip_crop")))
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(whole, again))
-    other = epoch_batches(data, EpochPlan(seed=5, epoch=3, first_step=0, augment="flip_crop"))
+    other = epoch_batches(data, EpochPlan(seed=5, epoch=3, first_step=0, augment=AugmentSpec("flip_crop")))
     assert not np.array_equal(whole[0][1], other[0][1])  # each epoch its own order
     # A resume at batch 11: exactly the rest of the epoch, augmentation included.
-    rest = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=11, augment="flip_crop"))
+    rest = epoch_batches(data, EpochPlan(seed=5, epoch=2, first_step=11, augment=AugmentSpec("flip_crop")))
     assert len(rest) == 5
     for (x, y), (rx, ry) in zip(whole[11:], rest):
         np.testing.assert_array_equal(x, rx)

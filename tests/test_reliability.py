@@ -4,41 +4,21 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnn_tf import checkpoints
-from conftest import ROOT, cli_env, run_cli, small_run_flags
+from conftest import finish, run_cli, small_run_flags, start, tensorboard_steps
 
 STEPS_PER_EPOCH = 16  # 1000 training images in batches of 64
-
-
-def start(module, *args):
-    return subprocess.Popen([sys.executable, "-m", f"cnn_tf.{module}", *args], cwd=ROOT, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(process, timeout=600):
-    out, err = process.communicate(timeout=timeout)
-    return process.returncode, out, err
 
 
 def weights(path):
     reader = tf.train.load_checkpoint(path)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-
-
-def tensorboard_steps(directory, tag):
-    """The steps TensorBoard shows for `tag` (its loader applies restarts' SessionLog START)."""
-    accumulator = EventAccumulator(directory, size_guidance={"scalars": 0})
-    accumulator.Reload()
-    return [event.step for event in accumulator.Scalars(tag)]
 
 
 def unlisted_files(checkpoint_dir):

@@ -19,7 +19,7 @@ import tensorflow as tf
 from cnn_tf.cluster import free_ports
 from cnn_tf.config import RunConfig
 from cnn_tf.graph import build_graph
-from conftest import ROOT, cli_env, run_cli, small_run_flags
+from conftest import ROOT, cli_env, run_cli, small_run_flags, tensorboard_steps
 
 pytestmark = pytest.mark.slow
 
@@ -142,8 +142,6 @@ def test_the_graph_reads_like_the_model():
 
 def test_a_train_dir_of_the_old_layout_resumes_with_its_validation_run_renamed(data_dir, tmp_path):
     import shutil
-
-    from test_reliability import tensorboard_steps
 
     train_dir = tmp_path / "run"
     first = run_cli("train", *small_run_flags(str(data_dir), str(train_dir), "--num_epochs=1", "--progress=false"))

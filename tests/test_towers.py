@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from cnn_tf import config
+from cnn_tf.graph import hardware
 from cnn_tf.graph import build_graph
-from conftest import make_images, run_cli, small_run_flags
-from test_cli import printed_accuracy
+from conftest import make_images, printed_accuracy, run_cli, small_run_flags
 
 
 def batch(n, seed=0):
@@ -27,7 +27,7 @@ def step(g, sess, images, labels):
 def graph_and_session(**overrides):
     cfg = config.RunConfig(**overrides)
     g = build_graph(cfg, (28, 28, 1), 10, 1000)
-    sess = tf.compat.v1.Session(graph=g.graph, config=config.session_config(cfg))
+    sess = tf.compat.v1.Session(graph=g.graph, config=hardware.session_config(cfg))
     sess.run(g.saving.init_op)
     return g, sess
 

@@ -8,7 +8,7 @@ the final test evaluation before the status file says "finished", the console li
 epoch's numbers are all in, and the signal handlers last, so they guard every other callback's
 end of the run.
 """
-from cnn_tf import config
+from cnn_tf import flagfile
 from cnn_tf.callbacks.checkpoint import Checkpoint
 from cnn_tf.callbacks.heartbeat import Heartbeat
 from cnn_tf.callbacks.hooks import HookCallback
@@ -32,7 +32,7 @@ def default_callbacks(cfg, run_dir, data, warm_start=None, cluster=None, record=
         NanGuard(cfg.on_nan, cfg.nan_lr_factor, cfg.max_nan_rollbacks),
         Validation(data, cfg.eval_batch_size),
         EventWriters(run_dir),
-        RunSummary(cfg, run_dir, config.flagfile_text(cfg)),
+        RunSummary(cfg, run_dir, flagfile.flagfile_text(cfg)),
         Checkpoint(cfg.max_num_checkpoint),
         FinalEvaluation(data, cfg.eval_batch_size, run_dir),
         RunStatus(run_dir, cfg, record),

@@ -6,6 +6,7 @@ what SyncReplicasOptimizer's tokens let it do."""
 import time
 
 from cnn_tf import exit_codes
+from cnn_tf.distributed.description import lost_reason
 from cnn_tf.loop import Callback
 
 
@@ -36,8 +37,3 @@ class Heartbeat(Callback):
         if lost:
             self.trainer.session.lost = lost  # the chief says they are done, for the ps tasks to exit
             self.trainer.request_stop(lost_reason(self.cluster, lost), exit_codes.RUN_STOPPED)
-
-
-def lost_reason(cluster, lost):
-    names = ", ".join(cluster.name(index=i) for i in lost)
-    return f"{names} sending no gradients for {cluster.worker_timeout:g} s (--worker_timeout)"

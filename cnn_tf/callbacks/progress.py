@@ -16,7 +16,7 @@ BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{r
 class Progress(Callback):
     """A tqdm bar while an epoch runs (loss, accuracy, images/s; on a terminal only, unless `file`
     is given), then one line: the epoch's mean train loss and accuracy, images/s, what validation
-    put in `trainer.epoch_logs`, and the epoch's wall time. An epoch begun mid-way (a resume, a
+    put in `trainer.logs.epoch`, and the epoch's wall time. An epoch begun mid-way (a resume, a
     rollback) says over how many steps its means are."""
 
     def __init__(self, enabled=True, file=None, ncols=None, mininterval=0.1):
@@ -57,7 +57,7 @@ class Progress(Callback):
         since = f" ({self.steps} steps, from step {self.first_step} of {t.steps_per_epoch})" if self.first_step else ""
         line = (f"epoch {t.epoch + 1}/{t.num_epochs}  step {t.global_step}  train loss {self.loss_sum / steps:.4f} "
                 f"acc {self.accuracy_sum / steps:.4f}{since}  {self.steps * t.feed.batch_size / self.train_seconds:.0f} img/s")
-        validation = t.epoch_logs.get("validation")
+        validation = t.logs.epoch.get("validation")
         if validation:
             line += (f"  validation loss {validation['loss']:.4f} acc {validation['accuracy']:.4f} "
                      f"in {validation['seconds']:.1f}s")

@@ -1,8 +1,9 @@
 """The start-up summary: what a run is about to do, before its first step."""
+import sys
+
 import numpy as np
 import tensorflow as tf
 
-from cnn_tf import cli, config
 from cnn_tf.graph.hardware import tower_devices
 from cnn_tf.loop import Callback
 
@@ -59,7 +60,7 @@ class StartupSummary(Callback):
             c = self.cluster
             rows.append(("cluster", f"{c.name()} of {c.num_workers} workers{' (the chief)' if c.is_chief else ''}, "
                                     f"ps {','.join(c.ps_hosts)}; {'synchronous' if c.sync else 'asynchronous'} updates"))
-        cli.print_summary([
+        print_summary([
             ("dataset", f"{data.name} from {data.source}" if data.source else data.name),
             ("splits", " · ".join(f"{name} {_count(data.size(name))}" for name in data.splits)),
             ("classes", classes),
@@ -71,3 +72,11 @@ class StartupSummary(Callback):
             *rows,
             ("run", state),
         ], self.file)
+
+
+def print_summary(rows, file=None):
+    """Aligned `key  value` lines, as Keras' model summary: what a run is about to do."""
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}", file=file or sys.stdout)
+    (file or sys.stdout).flush()

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from cnn_tf import config, log
+from cnn_tf import flagfile, log
 from cnn_tf.loop import Callback
 
 
@@ -23,7 +23,7 @@ class RunStatus(Callback):
                 log.note(f"{self.run_dir.path} had no run.json (it was written before run manifests): recorded "
                          "its data as found now; from here on a resume checks the data against it")
             self.record.write(self.run_dir.run_json)
-        config.save_config(self.cfg, self.run_dir.flags_cfg)
+        flagfile.save_config(self.cfg, self.run_dir.flags_cfg)
         self.run_dir.write_status("running", self.trainer.global_step)
 
     def after_train(self, state):

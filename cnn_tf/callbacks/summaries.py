@@ -20,7 +20,7 @@ from cnn_tf.traindir import drop_events_after
 
 class EventWriters(Callback):
     """Owns the FileWriters of summaries/train and summaries/validation; other callbacks write through
-    `trainer.events.write(run, summary, step)`. At start, cuts what a killed run logged past the
+    `trainer.logs.events.write(run, summary, step)`. At start, cuts what a killed run logged past the
     checkpoint; after a resume or a rollback, marks the restart so TensorBoard drops the steps it
     replaces; flushes at the end of each epoch, before the checkpoint is listed."""
 
@@ -32,7 +32,7 @@ class EventWriters(Callback):
 
     def setup(self, trainer):
         super().setup(trainer)
-        trainer.events = self
+        trainer.logs.events = self
 
     def before_train(self):
         step = self.trainer.global_step
@@ -87,7 +87,7 @@ class TrainSummaries(Callback):
 
     def after_step(self, values):
         for summary in (values or {}).values():
-            self.trainer.events.write("train", summary, self.trainer.global_step)
+            self.trainer.logs.events.write("train", summary, self.trainer.global_step)
 
 
 def migrate_summaries(run_dir):

@@ -11,7 +11,7 @@ class Validation(Callback):
     """Evaluates the inference tower on the validation split after each epoch (when the split is
     not empty): `summaries/validation` at the epoch's step (scalars, the confusion matrix, the
     misclassified images, precision-recall curves, the per-class report), and
-    `trainer.epoch_logs["validation"]`."""
+    `trainer.logs.epoch["validation"]`."""
 
     chief_only = True
 
@@ -23,16 +23,15 @@ class Validation(Callback):
         if not self.size:
             return
         started = time.perf_counter()
-        metrics, summary = evaluate_split(self.trainer.sess, self.trainer.g, self.split, self.batch_size,
-                                          details=True)
-        for serialized in [summary, *visual_summaries(metrics, self.class_names)]:
-            self.trainer.events.write("validation", serialized, self.trainer.global_step)
-        metrics.pop("details")
-        self.trainer.epoch_logs["validation"] = dict(metrics, seconds=time.perf_counter() - started)
+        t = self.trainer
+        evaluation = evaluate_split(t.sess, t.g, self.split, self.batch_size, details=True)
+        for serialized in [evaluation.summary, *visual_summaries(evaluation, self.class_names)]:
+            t.logs.events.write("validation", serialized, t.global_step)
+        t.logs.epoch["validation"] = dict(evaluation.metrics, seconds=time.perf_counter() - started)
 
 
 class FinalEvaluation(Callback):
-    """Evaluates the test split when training finishes: `trainer.results["test"]`, and the same
+    """Evaluates the test split when training finishes: `trainer.logs.results["test"]`, and the same
     summaries as validation's in `summaries/test` at the final step."""
 
     chief_only = True
@@ -44,11 +43,10 @@ class FinalEvaluation(Callback):
     def after_train(self, state):
         if state == "finished" and self.size:
             t = self.trainer
-            metrics, summary = evaluate_split(t.sess, t.g, self.split, self.batch_size, details=True)
+            evaluation = evaluate_split(t.sess, t.g, self.split, self.batch_size, details=True)
             with t.g.graph.as_default():  # a v1 FileWriter refuses eager mode
                 writer = tf.compat.v1.summary.FileWriter(self.run_dir.summaries("test"))
-            for serialized in [summary, *visual_summaries(metrics, self.class_names)]:
+            for serialized in [evaluation.summary, *visual_summaries(evaluation, self.class_names)]:
                 writer.add_summary(serialized, t.global_step)
             writer.close()
-            metrics.pop("details")
-            t.results["test"] = metrics
+            t.logs.results["test"] = evaluation.metrics

@@ -1,46 +1,26 @@
-"""Datasets: name -> loader. Every loader returns a `Dataset` of uint8 arrays in memory, except
-tfrecord's: a `RecordDataset` of shards written by `python -m cnn_tf.data.convert`, streamed.
+"""Datasets: name -> loader, in cnn_tf.registry.DATASETS; each dataset module registers its own
+(`register_dataset("cifar10", load)` at its end). Every loader returns a `Dataset` of uint8 arrays in
+memory, except tfrecord's: a `RecordDataset` of shards written by `python -m cnn_tf.data.convert`, streamed.
 
 Pixels stay uint8 here; they are scaled to [0, 1] exactly once, inside the graph
 (`cnn_tf.data.pipeline`).
 """
-import functools
-
-from cnn_tf.data import cifar10, image_folder, mnist, records
+from cnn_tf.data import cifar10, image_folder, mnist, records  # noqa: F401 - each registers its datasets
 from cnn_tf.data.dataset import Dataset
-from cnn_tf.nets import nets_map
-
-DATASETS = {
-    "mnist": functools.partial(mnist.load, "mnist"),
-    "fashion_mnist": functools.partial(mnist.load, "fashion_mnist"),
-    "cifar10": cifar10.load,
-    "image_folder": image_folder.load,
-    "tfrecord": records.load,
-}
+from cnn_tf.registry import DATASETS
 
 
 def load_dataset(name, **kwargs):
     """kwargs: the loader's own parameters (data_dir, validation_size, ...)."""
-    return DATASETS[name](**kwargs)
+    return DATASETS[name].load(**kwargs)
 
 
 def load_dataset_for(cfg, record=None, train_dir=None):
     """The dataset a run configuration (`cnn_tf.config.RunConfig`) names. `record`: the manifest of the
     run in `train_dir` that resumes (an image folder is then checked file by file against it, before
     decoding, and split as it recorded)."""
-    if cfg.dataset == "tfrecord":
-        return records.load(data_dir=cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
-                            shuffle_buffer=cfg.shuffle_buffer, verify=cfg.verify_shards,
-                            max_image_pixels=cfg.max_image_pixels)
-    if cfg.dataset == "image_folder":
-        return image_folder.load(
-            data_dir=cfg.data_dir, labels_csv=cfg.labels_csv, class_names=cfg.class_names,
-            image_size=cfg.image_size or nets_map[cfg.model].default_image_size, channels=cfg.channels,
-            validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction,
-            skip_bad_images=cfg.skip_bad_images, seed=cfg.seed, record=record if record and record.files else None,
-            train_dir=train_dir, max_image_pixels=cfg.max_image_pixels)
-    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, validation_size=cfg.validation_size,
-                        download_mirror=cfg.download_mirror)
+    source = DATASETS[cfg.dataset]
+    return source.load(**source.options(cfg, record, train_dir))
 
 
 def load_split_for(cfg, record, split):

@@ -11,7 +11,7 @@ import tempfile
 
 import numpy as np
 
-from cnn_tf.data.dataset import Dataset, check_labels
+from cnn_tf.data.dataset import Dataset, check_labels, register_dataset
 from cnn_tf.data.download import download
 from cnn_tf.data.mnist import SYSTEM_DIR, cache_dir
 from cnn_tf.errors import UserError
@@ -115,3 +115,6 @@ def load(data_dir=None, validation_size=5000, download_mirror=None):
     splits = {"train": (train_x[:cut], train_y[:cut]), "validation": (train_x[cut:], train_y[cut:]),
               "test": (test_x, test_y)}
     return Dataset(name="cifar10", splits=splits, class_names=list(CLASS_NAMES), source=folder)
+
+
+register_dataset("cifar10", load)

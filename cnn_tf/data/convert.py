@@ -15,19 +15,35 @@ import json
 import os
 import shutil
 import time
+import typing
 
 import numpy as np
 import tensorflow as tf
 import tqdm
 from absl import flags
 
-from cnn_tf import cli, config, log
-from cnn_tf.data import fingerprint, image_folder, load_dataset_for, records
+from cnn_tf import cli, config, log, options
+from cnn_tf.data import fingerprint, image_files, image_folder, load_dataset_for, records
 from cnn_tf.data.preprocess import decode_as_found, resize
 from cnn_tf.errors import UserError
 from cnn_tf.lock import FileLock
+from cnn_tf.options import CONVERSION, Options, option, positive
 
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp", ".gif": "gif"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertOptions(Options):
+    output_dir: typing.Optional[str] = option(None, "The folder to write (it must not exist): shards, labels.txt "
+                                              "and dataset.json.", CONVERSION, saved=False)
+    num_shards: int = option(4, "TFRecord files per split (fewer for a split with fewer images).", CONVERSION,
+                             check=positive, saved=False)
+
+
+# The RunConfig flags that say which dataset and how it is split: what the converter reads.
+CONVERT_DATA_FLAGS = ("dataset", "data_dir", "validation_size", "labels_csv", "image_size", "class_names", "channels",
+                      "validation_fraction", "test_fraction", "skip_bad_images", "download_mirror", "seed",
+                      "max_image_pixels")
 
 
 def shard_ranges(size, num_shards):
@@ -111,7 +127,7 @@ def _scan(paths, image_size, channels, progress):
             parts.append(batch)
             progress.update(len(batch[0]))
         found = np.concatenate([p[0] for p in parts]) if parts else np.zeros([0], np.int64)
-        errors = image_folder.decode_errors(sess, one, one_path, paths, found)
+        errors = image_files.decode_errors(sess, one, one_path, paths, found)
     columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros([0]) for k in range(5)]
     return columns, errors
 
@@ -140,7 +156,7 @@ def convert_folder(cfg, folder, num_shards):
     size = [cfg.image_size] * 2 if cfg.image_size else _first_size(paths)
     with tqdm.tqdm(total=len(paths), unit="img", desc="reading", disable=None) as progress:
         (indices, heights, widths, grey, sums), errors = _scan(paths, size, cfg.channels or 3, progress)
-    bad += [image_folder.unreadable(paths[i], message) for i, message in errors.items()]
+    bad += [image_files.unreadable(paths[i], message) for i, message in errors.items()]
     image_folder.report_bad(bad, cfg.skip_bad_images)
     if len(indices) == 0:
         raise UserError(f"no usable images in {cfg.data_dir}")
@@ -225,19 +241,19 @@ def _convert_locked(cfg, output_dir, staging, num_shards):
     return meta
 
 
-FIELDS = [f for f in dataclasses.fields(config.RunConfig) if f.name in config.CONVERT_DATA_FLAGS]
+FIELDS = [f for f in dataclasses.fields(config.RunConfig) if f.name in CONVERT_DATA_FLAGS]
 
 
 def main(argv):
     cli.no_arguments(argv)
-    cfg = config.from_flags(config.RunConfig, flags.FLAGS, FIELDS).resolved()
-    opts = config.from_flags(config.ConvertOptions, flags.FLAGS)
+    cfg = options.from_flags(config.RunConfig, flags.FLAGS, FIELDS).resolved()
+    opts = options.from_flags(ConvertOptions, flags.FLAGS)
     convert(cfg, opts.output_dir, opts.num_shards)
 
 
 def run():
     cli.run(main, "python -m cnn_tf.data.convert --dataset=NAME [dataset flags] --output_dir=D [--num_shards=N]",
-            [*dataclasses.fields(config.ConvertOptions), *FIELDS])
+            [*dataclasses.fields(ConvertOptions), *FIELDS])
 
 
 if __name__ == "__main__":

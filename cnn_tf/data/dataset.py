@@ -3,11 +3,13 @@
 same attributes and methods.)"""
 import dataclasses
 import hashlib
+import typing
 
 import numpy as np
 
 from cnn_tf.data.pipeline import InputPipeline
 from cnn_tf.errors import UserError
+from cnn_tf.registry import DATASETS
 
 ALIGNMENT = 64  # bytes; TensorFlow takes a fed array this aligned without copying it
 
@@ -78,3 +80,22 @@ def check_labels(labels, num_classes, source):
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)][0]
         raise UserError(f"{source} holds label {bad}, outside the {num_classes} classes 0..{num_classes - 1}")
+
+
+def array_options(cfg, record=None, train_dir=None):
+    """The loader arguments of an array dataset (mnist's, cifar10's) from a RunConfig."""
+    return dict(data_dir=cfg.data_dir, validation_size=cfg.validation_size, download_mirror=cfg.download_mirror)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSource:
+    """What --dataset=NAME means: `load(**kwargs)` returns the Dataset (or RecordDataset), and
+    `options(cfg, record, train_dir)` makes those kwargs from a run's configuration (`record`: the
+    manifest of the run that resumes, `train_dir` its directory)."""
+    load: typing.Callable
+    options: typing.Callable = array_options
+
+
+def register_dataset(name, load, options=array_options):
+    """Makes --dataset=`name` load with `load`; each dataset module registers itself."""
+    return DATASETS.register(name, DatasetSource(load, options))

@@ -21,10 +21,12 @@ import numpy as np
 import tensorflow as tf
 
 from cnn_tf import log
-from cnn_tf.data.dataset import Dataset
+from cnn_tf.data.dataset import Dataset, register_dataset
 from cnn_tf.data.fingerprint import changes, digest, inspect, relative, split_fingerprint
+from cnn_tf.data.image_files import decode_all, unreadable
 from cnn_tf.data.preprocess import EXTENSIONS, decode
-from cnn_tf.errors import UserError, reason
+from cnn_tf.errors import UserError
+from cnn_tf.registry import MODELS
 from cnn_tf.textfile import read_text
 
 Record = collections.namedtuple("Record", "path label")
@@ -93,58 +95,6 @@ def _csv_records(data_dir, labels_csv):
     if unlabeled:
         log.warning(f"{unlabeled} images in {data_dir} have no row in {labels_csv}; not used")
     return records, sorted({r.label for r in records}), missing
-
-
-def _decode_all(paths, image_size, channels):
-    """uint8 [N, size, size, channels] of the images that decode, and {index: error} of those that do not.
-
-    One tf.data pass decodes in parallel; a file that fails is dropped by ignore_errors and named
-    afterwards by decoding it alone, for its message.
-    """
-    if not paths:
-        return np.zeros([0], np.int64), np.zeros([0, image_size, image_size, channels], np.uint8), {}
-    graph = tf.Graph()
-    with graph.as_default():
-        def load(index, path):
-            return index, decode(tf.io.read_file(path), image_size, image_size, channels)
-
-        dataset = (tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
-                   .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                   .ignore_errors()
-                   .batch(256))
-        next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
-        one_path = tf.compat.v1.placeholder(tf.string, [])
-        _, one = load(0, one_path)
-    indices, images = [], []
-    with tf.compat.v1.Session(graph=graph) as sess:
-        while True:
-            try:
-                i, x = sess.run(next_batch)
-            except tf.errors.OutOfRangeError:
-                break
-            indices.append(i)
-            images.append(x)
-        decoded = np.concatenate(indices) if indices else np.zeros([0], np.int64)
-        errors = decode_errors(sess, one, one_path, paths, decoded)
-    images = np.concatenate(images) if images else np.zeros([0, image_size, image_size, channels], np.uint8)
-    return decoded, images, errors
-
-
-def unreadable(path, message):
-    return f"{path}: not a readable PNG/JPEG/BMP/GIF image ({message})"
-
-
-def decode_errors(sess, one, one_path, paths, decoded):
-    """{index: message} of the `paths` a pass with ignore_errors left out (not in `decoded`), each
-    decoded alone by `one` (fed `one_path`) for its error's first line."""
-    errors = {}
-    for i in sorted(set(range(len(paths))) - set(decoded.tolist())):
-        try:
-            sess.run(one, {one_path: paths[i]})
-            errors[i] = "could not be read"
-        except tf.errors.OpError as e:
-            errors[i] = reason(e)
-    return errors
 
 
 def split_indices(labels, num_classes, validation_fraction, test_fraction, seed):
@@ -242,7 +192,7 @@ def load(data_dir=None, labels_csv=None, class_names=None, image_size=32, channe
                             f"{WHAT_TO_DO.format(train_dir=train_dir)}")
         return _load_recorded(record, data_dir, labels_csv, labels_digest, image_size)
     log.info(f"decoding {len(usable):,} images of {data_dir} to {image_size}x{image_size} ...")
-    decoded, images, errors = _decode_all([r.path for r in usable], image_size, channels or 3)
+    decoded, images, errors = decode_all([r.path for r in usable], image_size, channels or 3)
     if channels is None and len(images) and _all_grey(images):
         # The same pixels decode(channels=1) gives: the luminance of R = G = B is that value.
         images = np.ascontiguousarray(images[..., :1])
@@ -272,7 +222,7 @@ def _decode_members(record, data_dir, split, image_size):
     """uint8 images and int64 labels of the recorded members of `split`, in the recorded order."""
     members = sorted(rel for rel, f in record.files.items() if f["split"] == split)
     paths = [os.path.join(data_dir, rel) for rel in members]
-    decoded, images, errors = _decode_all(paths, image_size, record.image_shape[-1])
+    decoded, images, errors = decode_all(paths, image_size, record.image_shape[-1])
     if errors:
         i, message = next(iter(errors.items()))
         raise UserError(f"{unreadable(paths[i], message)}; the run trained with it readable: restore the file")
@@ -307,3 +257,14 @@ def load_split(record, data_dir, split, image_size):
     images, labels = _decode_members(record, data_dir, split, image_size)
     return Dataset("image_folder", {split: (images, labels)}, list(record.class_names), data_dir,
                    fingerprints={split: split_fingerprint(record.files, split)})
+
+
+def _options(cfg, record=None, train_dir=None):
+    return dict(data_dir=cfg.data_dir, labels_csv=cfg.labels_csv, class_names=cfg.class_names,
+                image_size=cfg.image_size or MODELS[cfg.model].default_image_size, channels=cfg.channels,
+                validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction,
+                skip_bad_images=cfg.skip_bad_images, seed=cfg.seed, record=record if record and record.files else None,
+                train_dir=train_dir, max_image_pixels=cfg.max_image_pixels)
+
+
+register_dataset("image_folder", load, _options)

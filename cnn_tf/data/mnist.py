@@ -1,9 +1,10 @@
 """MNIST and Fashion-MNIST: where their IDX files are found or fetched, and how they are split."""
+import functools
 import os
 
 import numpy as np
 
-from cnn_tf.data.dataset import Dataset, check_labels
+from cnn_tf.data.dataset import Dataset, check_labels, register_dataset
 from cnn_tf.data.download import download
 from cnn_tf.data.idx import read_idx
 from cnn_tf.errors import UserError
@@ -107,3 +108,7 @@ def load(name, data_dir=None, validation_size=5000, download_mirror=None):
     }
     return Dataset(name=name, splits=splits, class_names=list(spec["class_names"]),
                    source=os.path.dirname(paths["train_images"]))
+
+
+register_dataset("mnist", functools.partial(load, "mnist"))
+register_dataset("fashion_mnist", functools.partial(load, "fashion_mnist"))

@@ -1,5 +1,5 @@
 """Where data enters the graph: an initializable tf.data iterator over arrays held in memory
-(InputPipeline), or over TFRecord shards streamed from disk (cnn_tf.data.records.RecordPipeline),
+(InputPipeline), or over TFRecord shards streamed from disk (cnn_tf.data.record_pipeline.RecordPipeline),
 both behind the same `start_pass` / `start_epoch`; TrainFeed hands the training loop its epochs.
 
 The arrays are fed once per pass to the iterator's initializer (never baked into the GraphDef
@@ -8,11 +8,13 @@ batch, and prefetched so the next batch is ready while the current step runs. An
 drawn in numpy from (seed, epoch), and augmentation draws from stateless seeds (seed, epoch, batch),
 so a resumed run sees exactly the batches an uninterrupted one would.
 """
+import dataclasses
 import math
 
 import numpy as np
 import tensorflow as tf
 
+from cnn_tf.registry import AUGMENTATIONS
 from cnn_tf.data.preprocess import scale_pixels
 
 
@@ -26,7 +28,29 @@ def epoch_order(num_examples, seed, epoch):
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
-AUGMENTATIONS = ("none", "crop", "flip_crop")
+AUGMENTATIONS.register("none", "none")
+AUGMENTATIONS.register("crop", "a random crop after zero-padding")
+AUGMENTATIONS.register("flip_crop", "a random horizontal flip and a random crop after zero-padding")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentSpec:
+    """How training batches are augmented, as one value: the kind (--augment: none, crop or
+    flip_crop) and the zero-padding of its crop (--augment_padding; -1: 1/8 of the image's size)."""
+    kind: str = "none"
+    padding: int = -1
+
+    @classmethod
+    def of(cls, cfg):
+        return cls(cfg.augment or "none", -1 if cfg.augment_padding is None else cfg.augment_padding)
+
+    @property
+    def on(self):
+        return self.kind != "none"
+
+    @property
+    def flip(self):
+        return self.kind == "flip_crop"
 
 
 def augment_batch(images, seed, flip=True, padding=-1):
@@ -80,14 +104,14 @@ class InputPipeline:
     def size(split):
         return len(split[0])
 
-    def start(self, sess, images, labels, batch_size, augment_seed=None, order=None, augment="flip_crop",
-              padding=-1):
+    def start(self, sess, images, labels, batch_size, augment_seed=None, order=None,
+              augment=AugmentSpec("flip_crop")):
         """Makes the iterator yield (images, labels) in `order` (default: as they are), in batches;
         the last may be partial. `augment_seed` = (seed, stream, index of the first batch) turns
-        augmentation on (`augment`: flip_crop or crop, `padding`: see augment_batch)."""
+        augmentation on, as the AugmentSpec `augment` says."""
         order = np.arange(len(images)) if order is None else order
         feed = {self._images: images, self._labels: labels, self._order: order, self._batch_size: batch_size}
-        feed.update(self._augment.feed(augment_seed, augment, padding))
+        feed.update(self._augment.feed(augment_seed, augment))
         sess.run(self._iterator.initializer, feed)
 
     def start_pass(self, sess, split, batch_size):
@@ -98,7 +122,7 @@ class InputPipeline:
         """The training batches of `plan` (an EpochPlan) from `split`."""
         images, labels = split
         order = plan.share(epoch_order(len(images), plan.seed, plan.epoch), batch_size)[plan.first_step * batch_size:]
-        self.start(sess, images, labels, batch_size, plan.augment_seed, order, plan.augment, plan.padding)
+        self.start(sess, images, labels, batch_size, plan.augment_seed, order, plan.augment)
 
 
 class Augmentation:
@@ -118,12 +142,12 @@ class Augmentation:
                                            self.flip, self.padding),
             lambda: images))
 
-    def feed(self, augment_seed, augment="flip_crop", padding=-1):
+    def feed(self, augment_seed, augment=AugmentSpec("flip_crop")):
         if augment_seed is None:
             return {}
         seed, stream, first_batch = augment_seed
         return {self.on: True, self.seed: [seed, stream], self.first_batch: first_batch,
-                self.flip: augment == "flip_crop", self.padding: padding}
+                self.flip: augment.flip, self.padding: augment.padding}
 
 
 def _without_autotune(dataset):
@@ -140,14 +164,12 @@ class EpochPlan:
     first `first_step` of those are already done (a resume). Augmentation's seeds are (seed, stream,
     batch index), one stream per (epoch, worker)."""
 
-    def __init__(self, seed, epoch, first_step, worker=0, num_workers=1, augment="none", padding=-1):
+    def __init__(self, seed, epoch, first_step, worker=0, num_workers=1, augment=AugmentSpec()):
         self.seed, self.epoch, self.first_step = seed, epoch, first_step
         self.worker, self.num_workers = worker, num_workers
         stream = epoch * num_workers + worker
-        # `augment`: none, crop or flip_crop; `padding`: see augment_batch.
-        self.augment = augment or "none"
-        self.padding = padding
-        self.augment_seed = (seed, stream, first_step) if self.augment != "none" else None
+        self.augment = augment  # an AugmentSpec
+        self.augment_seed = (seed, stream, first_step) if augment.on else None
 
     def share(self, order, batch_size):
         """This worker's part of an epoch's `order` of example indices."""
@@ -160,15 +182,14 @@ class EpochPlan:
 
 class TrainFeed:
     """The training loop's data source: the training split, started by `pipeline` (InputPipeline or
-    cnn_tf.data.records.RecordPipeline) epoch by epoch, from any step of the epoch (a resume
+    cnn_tf.data.record_pipeline.RecordPipeline) epoch by epoch, from any step of the epoch (a resume
     continues mid-epoch). See EpochPlan for the order and a worker's share. `global_steps_per_epoch`
     is what one epoch of the cluster's data adds to the global step: every worker's step in
     asynchronous training, one per round with `sync`."""
 
-    def __init__(self, pipeline, split, batch_size, seed=0, augment="none", worker=0, num_workers=1, sync=True,
-                 padding=-1):
+    def __init__(self, pipeline, split, batch_size, seed=0, augment=AugmentSpec(), worker=0, num_workers=1, sync=True):
         self.pipeline, self.split = pipeline, split
-        self.batch_size, self.seed, self.augment, self.padding = batch_size, seed, augment, padding
+        self.batch_size, self.seed, self.augment = batch_size, seed, augment
         self.worker, self.num_workers = worker, num_workers
         num_examples = pipeline.size(split)
         batches = steps_per_epoch(num_examples, batch_size)
@@ -176,5 +197,5 @@ class TrainFeed:
         self.global_steps_per_epoch = steps_per_epoch(num_examples, batch_size, num_workers) if sync else batches
 
     def start(self, sess, epoch, first_step):
-        plan = EpochPlan(self.seed, epoch, first_step, self.worker, self.num_workers, self.augment, self.padding)
+        plan = EpochPlan(self.seed, epoch, first_step, self.worker, self.num_workers, self.augment)
         self.pipeline.start_epoch(sess, self.split, self.batch_size, plan)

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
 
-MAX_IMAGE_PIXELS = 89_478_485  # Pillow's default: a decoded image past it is a decompression bomb, not a photo
+from cnn_tf.options import MAX_IMAGE_PIXELS  # noqa: F401 - its users import it from here too
 
 
 def header_size(contents):

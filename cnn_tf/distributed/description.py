@@ -121,3 +121,9 @@ def cluster_from(cfg, environ=os.environ):
         raise UserError("--on_nan=rollback restores weights in one process only; in a cluster use --on_nan=stop "
                         "and restart from the last checkpoint")
     return Cluster(job, index, ps, workers, bool(cfg.sync_replicas), cfg.worker_timeout)
+
+
+def lost_reason(cluster, lost):
+    """Why the chief stops a run: the workers `lost` (task indices) sent no gradients in time."""
+    names = ", ".join(cluster.name(index=i) for i in lost)
+    return f"{names} sending no gradients for {cluster.worker_timeout:g} s (--worker_timeout)"

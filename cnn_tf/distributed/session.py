@@ -5,9 +5,9 @@ import time
 import tensorflow as tf
 
 from cnn_tf import checkpoints, exit_codes, log
-from cnn_tf.callbacks.heartbeat import lost_reason
-from cnn_tf.distributed.ops import FINISHED, RUNNING, STOPPED
-from cnn_tf.distributed.runtime import PS_GRACE, _first_line, close_quietly, wait_for_listeners
+from cnn_tf.distributed.description import lost_reason
+from cnn_tf.distributed.ops import FINISHED, RUNNING, STOPPED, add_cluster_ops
+from cnn_tf.distributed.runtime import PS_GRACE, _first_line, close_quietly, start_server, wait_for_listeners
 from cnn_tf.errors import UserError
 
 LIVE_STATE = "the variables on the ps tasks"  # what a chief restarted before any checkpoint resumes from
@@ -16,6 +16,14 @@ RECOVERABLE = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.Dea
 # What a step also raises right after a ps restarted (its variables uninitialized or gone, a run
 # cancelled as its session reset): recovered only when the cluster shows that, else a bug, raised at once.
 AFTER_A_RESTART = (tf.errors.FailedPreconditionError, tf.errors.NotFoundError, tf.errors.CancelledError)
+
+
+def join(cluster, g, config):
+    """A worker joins the cluster: its server started, the cluster's ops added to TrainGraph `g`.
+    Returns (that graph, the ClusterSession the Trainer runs it in); what the train CLI calls for a
+    worker, as run_ps for a ps."""
+    server = start_server(cluster, config)
+    return add_cluster_ops(g, cluster), ClusterSession(cluster, server, config)
 
 
 class ClusterSession:

@@ -8,7 +8,7 @@ COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_f
 
 
 def tower_devices(cfg):
-    """The devices of the model's towers: /gpu:0.. or /cpu:0.. (see cnn_tf.runtime.session_config)."""
+    """The devices of the model's towers: /gpu:0.. or /cpu:0.. (see session_config)."""
     kind = "gpu" if cfg.device == "gpu" else "cpu"
     return [f"/{kind}:{i}" for i in range(cfg.num_towers)]
 
@@ -52,3 +52,16 @@ def effective_precision(cfg):
     log.warning(f"--precision={cfg.precision} needs {need} (--device={cfg.device} here has none); "
                 "computing in float32")
     return "float32"
+
+
+def session_config(cfg):
+    """The ConfigProto of a run; with --deterministic, turns on op determinism (process-wide, read by
+    kernels when a session creates them). Towers on the CPU get as many CPU devices."""
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    config = tf.compat.v1.ConfigProto(
+        allow_soft_placement=cfg.allow_soft_placement, log_device_placement=cfg.log_device_placement,
+        intra_op_parallelism_threads=cfg.intra_op_threads, inter_op_parallelism_threads=cfg.inter_op_threads)
+    if cfg.device == "cpu" and cfg.num_towers > 1:
+        config.device_count["CPU"] = cfg.num_towers
+    return config

@@ -39,15 +39,15 @@ def _shares(labels, count):
     CPU convolution refuses an empty batch. One tower's share is the whole batch, unweighted."""
     if count == 1:
         return [(None, None)]
+    shares = []
     with tf.compat.v1.name_scope("tower_shares"):
         n = tf.shape(labels)[0]
         sizes = n // count + tf.cast(tf.range(count) < n % count, tf.int32)
         starts = tf.cumsum(sizes, exclusive=True)
-    shares = []
-    for i in range(count):
-        positions = tf.range(tf.maximum(sizes[i], 1))
-        weight = tf.cast(positions < sizes[i], tf.float32)
-        shares.append((tf.minimum(starts[i] + positions, n - 1), (weight, sizes[i])))
+        for i in range(count):
+            positions = tf.range(tf.maximum(sizes[i], 1))
+            weight = tf.cast(positions < sizes[i], tf.float32)
+            shares.append((tf.minimum(starts[i] + positions, n - 1), (weight, sizes[i])))
     return shares
 
 
@@ -83,7 +83,8 @@ def training_towers(inputs, model, devices, smoothing=0.0):
     with tf.compat.v1.device("/cpu:0"), tf.compat.v1.name_scope(f"{TRAINING_SCOPE}_all_towers"):
         correct = tf.concat([t.correct for t in towers], 0)
         whole = Head(logits=tf.concat([t.logits for t in towers], 0),
-                     predictions=tf.concat([t.predictions for t in towers], 0), loss=tf.add_n([t.loss for t in towers]), correct=correct,
+                     predictions=tf.concat([t.predictions for t in towers], 0),
+                     loss=tf.add_n([t.loss for t in towers]), correct=correct,
                      accuracy=tf.reduce_mean(tf.cast(correct, tf.float32)), end_points=towers[0].end_points)
     return towers, whole
 

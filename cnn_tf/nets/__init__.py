@@ -2,31 +2,26 @@
 
 Every net has the signature `net(images, num_classes, is_training, keep_prob, scope, **options)
 -> (logits, end_points)` and a `default_image_size` attribute; `options` are its own (four_conv's
-`keep_prob_conv`). `get_network_fn` is how the rest of cnn_tf builds one.
+`keep_prob_conv`). `get_network_fn` is how the rest of cnn_tf builds one. A model registers itself, at the end of
+its file: `register_model("lenet", lenet, lenet_arg_scope)`.
 """
 import functools
+import importlib
 import inspect
+import pkgutil
 
-from cnn_tf.nets import four_conv, lenet, resnet, three_conv, vgg
 from cnn_tf.nets.scopes import arg_scope
+from cnn_tf.registry import MODELS
 
-nets_map = {
-    "lenet": lenet.lenet,
-    "three_conv": three_conv.three_conv,
-    "four_conv": four_conv.four_conv,
-    "vgg": vgg.vgg,
-    "vgg16": vgg.vgg16,
-    "resnet": resnet.resnet,
-}
+# Every module of this package but the building blocks is a model that registers itself
+# (cnn_tf.registry.register_model): a new model is one new file here.
+_BUILDING_BLOCKS = {"layers", "scopes"}
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _BUILDING_BLOCKS:
+        importlib.import_module(f"{__name__}.{_module.name}")
 
-arg_scopes_map = {
-    "lenet": lenet.lenet_arg_scope,
-    "three_conv": three_conv.three_conv_arg_scope,
-    "four_conv": four_conv.four_conv_arg_scope,
-    "vgg": vgg.vgg_arg_scope,
-    "vgg16": vgg.vgg_arg_scope,
-    "resnet": resnet.resnet_arg_scope,
-}
+nets_map = MODELS  # slim's names: model name -> net function
+arg_scopes_map = {name: net.arg_scope for name, net in MODELS.items()}
 
 _COMMON = ("images", "num_classes", "is_training", "keep_prob", "scope")
 
@@ -41,8 +36,6 @@ def get_network_fn(name, num_classes, weight_decay=0.0, use_batch_norm=False, we
     """Returns `network_fn(images, is_training=True, keep_prob=0.5) -> (logits, end_points)`, which
     builds model `name` inside its arg_scope (weight decay, batch norm, initializer: None keeps the
     model's own) with its own `options`. An unknown name or option is a ValueError, never ignored."""
-    if name not in nets_map:
-        raise ValueError(f"unknown model {name!r}; models: {', '.join(sorted(nets_map))}")
     unknown = set(options) - set(model_options(name))
     if unknown:
         raise ValueError(f"model {name} takes no option(s) {', '.join(sorted(unknown))}; "
@@ -54,7 +47,7 @@ def get_network_fn(name, num_classes, weight_decay=0.0, use_batch_norm=False, we
 
     @functools.wraps(net)
     def network_fn(images, is_training=True, keep_prob=0.5):
-        with arg_scope(arg_scopes_map[name](**scope_args)):
+        with arg_scope(net.arg_scope(**scope_args)):
             return net(images, num_classes, is_training=is_training, keep_prob=keep_prob, **options)
 
     network_fn.default_image_size = net.default_image_size

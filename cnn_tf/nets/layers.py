@@ -9,14 +9,17 @@ import zlib
 
 import tensorflow as tf
 
+from cnn_tf.registry import INITIALIZERS
 from cnn_tf.nets.scopes import add_arg_scope, arg_scope
 
-INITIALIZERS = {
+_INITIALIZERS = {
     # He et al.: the variance that keeps ReLU activations from shrinking or growing with depth.
     "variance_scaling": lambda stddev: tf.compat.v1.variance_scaling_initializer(2.0, "fan_in", "truncated_normal"),
     "xavier": lambda stddev: tf.compat.v1.glorot_uniform_initializer(),
     "truncated_normal": lambda stddev: tf.compat.v1.truncated_normal_initializer(stddev=stddev),
 }
+for _name, _make in _INITIALIZERS.items():  # --weights_initializer's choices
+    INITIALIZERS.register(_name, _make)
 
 
 def initializer(name, stddev=0.1):

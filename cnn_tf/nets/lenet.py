@@ -9,6 +9,7 @@
     dropout3  keep_prob while training
     fc4       conv 1x1, num_classes, no activation         1x1xC -> logits [N, C]
 """
+from cnn_tf.registry import register_model
 from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
                                 max_pool2d, model_scope, squeeze_logits)
 
@@ -32,3 +33,5 @@ lenet.default_image_size = 28
 
 # The tutorial's initializer is variance scaling (He), the flag's default.
 lenet_arg_scope = conv_arg_scope
+
+register_model("lenet", lenet, lenet_arg_scope)

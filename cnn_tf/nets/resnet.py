@@ -20,6 +20,7 @@ import functools
 
 import tensorflow as tf
 
+from cnn_tf.registry import register_model
 from cnn_tf.nets.layers import batch_norm, check_input_size, conv2d, conv_arg_scope, model_scope, squeeze_logits
 
 
@@ -66,3 +67,5 @@ def resnet(images, num_classes=10, is_training=True, keep_prob=1.0, scope="resne
 
 resnet.default_image_size = 28
 resnet_arg_scope = functools.partial(conv_arg_scope, weights_initializer="variance_scaling")
+
+register_model("resnet", resnet, resnet_arg_scope)

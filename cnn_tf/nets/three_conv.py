@@ -15,6 +15,7 @@ Xavier/Glorot initializer by default, as in the tutorial; batch norm on the conv
 """
 import functools
 
+from cnn_tf.registry import register_model
 from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
                                 max_pool2d, model_scope, squeeze_logits)
 from cnn_tf.nets.scopes import arg_scope
@@ -38,3 +39,5 @@ def three_conv(images, num_classes=10, is_training=True, keep_prob=1.0, scope="t
 
 three_conv.default_image_size = 28
 three_conv_arg_scope = functools.partial(conv_arg_scope, weights_initializer="xavier")
+
+register_model("three_conv", three_conv, three_conv_arg_scope)

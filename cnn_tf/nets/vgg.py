@@ -20,6 +20,7 @@ vgg16 (configuration D of Simonyan & Zisserman), for 224x224x3:
 """
 import tensorflow as tf
 
+from cnn_tf.registry import register_model
 from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
                                 max_pool2d, model_scope, repeat, squeeze_logits)
 
@@ -66,3 +67,6 @@ def vgg16(images, num_classes=1000, is_training=True, keep_prob=0.5, scope="vgg1
 vgg.default_image_size = 28
 vgg16.default_image_size = 224
 vgg_arg_scope = conv_arg_scope  # variance scaling
+
+register_model("vgg", vgg, vgg_arg_scope)
+register_model("vgg16", vgg16, vgg_arg_scope)
