@@ -16,7 +16,7 @@ from cnn_tf.errors import UserError
 from cnn_tf.options import (CLUSTER, DATA, FINE_TUNING, MAX_IMAGE_PIXELS, MODEL, OPTIMIZATION, OUTPUT, RUNTIME,
                             SOURCES, Options, finite_positive, fraction, grey_or_colour, image_side, non_negative,
                             open_unit_interval, option, positive, serialize, unit_interval)
-from cnn_tf.registry import AUGMENTATIONS, DATASETS, INITIALIZERS, MODELS
+from cnn_tf.registry import AUGMENTATIONS, DATASETS, INITIALIZERS, MODEL_OPTIONS, MODELS
 from cnn_tf.traindir import absolute
 
 OPTIMIZERS = ("adam", "adamw", "momentum", "nesterov", "sgd", "rmsprop")
@@ -24,7 +24,8 @@ SCHEDULES = ("exponential", "cosine", "one_cycle", "piecewise", "constant")
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig(Options):
+class RunFlags(Options):
+    """Every field of RunConfig but the models' own flags."""
     # Data
     dataset: str = option("fashion_mnist", "Dataset to train on.", DATA, choices=DATASETS,
                           must_match=True)
@@ -75,12 +76,7 @@ class RunConfig(Options):
     weight_decay: float = option(5e-4, "L2 weight decay coefficient (0 disables it).", MODEL, check=non_negative)
     keep_prob: float = option(0.5, "Dropout keep probability of the fully connected layers, in (0, 1].", MODEL,
                               check=unit_interval)
-    resnet_depth: int = option(20, "Layers of resnet: 6n+2 (20, 32, 44, 56, 110).", MODEL, check=positive,
-                               must_match=True)
-    resnet_width: int = option(16, "Channels of resnet's first stage (the second has twice, the third four times).",
-                               MODEL, check=positive, must_match=True)
-    keep_prob_conv: float = option(0.8, "Dropout keep probability after the conv blocks of four_conv, in "
-                                   "(0, 1].", MODEL, check=unit_interval)
+    # (a model's own flags, resnet's --resnet_depth, are declared in its file: see RunConfig below)
     weights_initializer: typing.Optional[str] = option(
         None, "Initializer of the weights (default: the model's own, as in its tutorial).", MODEL,
         choices=INITIALIZERS, must_match=True)
@@ -185,8 +181,6 @@ class RunConfig(Options):
                 raise UserError(f"--{name} applies to a warm start: give --warm_start_from too, or leave it out")
         if self.learning_rate_schedule == "piecewise":
             piecewise_schedule(self)
-        if (self.resnet_depth - 2) % 6 or self.resnet_depth < 8:
-            raise UserError(f"--resnet_depth={self.resnet_depth} is not 6n+2 (20, 32, 44, 56, 110)")
         if self.optimizer == "adamw" and self.sync_replicas:
             raise UserError("--optimizer=adamw decays the weights in each worker's own step; with --sync_replicas "
                             "use adam (its --weight_decay goes through the loss)")
@@ -201,6 +195,22 @@ class RunConfig(Options):
             if getattr(self, name):
                 changes[name] = absolute(getattr(self, name))
         return self.replace(**changes)
+
+
+def _run_config():
+    """RunConfig: RunFlags plus a field for each flag a model declares in its file (four_conv's
+    --keep_prob_conv, resnet's --resnet_depth and --resnet_width), in the model group. Made when first
+    asked for, from the models' registry: this module imports no model."""
+    fields = [(name, kind, field) for name, (kind, field) in MODEL_OPTIONS.items()]
+    return dataclasses.make_dataclass("RunConfig", fields, bases=(RunFlags,), frozen=True, namespace={
+        "__doc__": "A training run: every flag of `train`.", "__module__": __name__})
+
+
+def __getattr__(name):  # PEP 562: `config.RunConfig`, `from cnn_tf.config import RunConfig`
+    if name == "RunConfig":
+        globals()["RunConfig"] = run_config = _run_config()
+        return run_config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def piecewise_schedule(cfg):
@@ -223,7 +233,7 @@ def check_resume(cfg, saved):
     """A resumed run must share the flags that fix the graph's variables, the data or its order with
     the run that wrote the checkpoints; the rest (--num_epochs, the learning rate, --precision, where
     the data is, --num_towers, ...) may change."""
-    for field in dataclasses.fields(RunConfig):
+    for field in dataclasses.fields(cfg):
         name = field.name
         if field.metadata["must_match"] and getattr(saved, name) != getattr(cfg, name):
             raise UserError(f"{cfg.train_dir} was trained with {serialize(name, getattr(saved, name))} and this "
@@ -237,6 +247,6 @@ def remembered(cfg, saved, given):
     where the data is, --skip_bad_images, --augment, ... (the must-match ones are checked instead)."""
     if given is None:
         return cfg
-    keep = {f.name: getattr(saved, f.name) for f in dataclasses.fields(RunConfig)
+    keep = {f.name: getattr(saved, f.name) for f in dataclasses.fields(cfg)
             if f.metadata["group"] in (DATA, SOURCES) and not f.metadata["must_match"] and f.name not in given}
     return cfg.replace(**keep)

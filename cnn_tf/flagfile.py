@@ -6,8 +6,7 @@ import dataclasses
 from absl import flags
 import tensorflow as tf
 
-from cnn_tf import errors
-from cnn_tf.config import RunConfig
+from cnn_tf import config, errors
 from cnn_tf.errors import UserError
 from cnn_tf.options import define_flags, from_flags, serialize
 from cnn_tf.textfile import read_text
@@ -37,7 +36,7 @@ def upgrade_flags(args):
 def load_config(path):
     """The RunConfig saved in flags.cfg at `path`."""
     fv = flags.FlagValues()
-    define_flags(fv, dataclasses.fields(RunConfig))
+    define_flags(fv, dataclasses.fields(config.RunConfig))
     try:  # read through tf.io.gfile: a train dir may be on any filesystem TensorFlow supports
         lines = [line.strip() for line in read_text(path).splitlines()]
         fv(["cnn_tf"] + upgrade_flags([line for line in lines if line and not line.startswith(("#", "//"))]))
@@ -46,6 +45,6 @@ def load_config(path):
     except tf.errors.OpError as e:
         raise UserError(f"cannot read {path}: {errors.reason(e)}") from e
     try:
-        return from_flags(RunConfig, fv)
+        return from_flags(config.RunConfig, fv)
     except UserError as e:
         raise UserError(f"{path}: {e}") from e

@@ -70,6 +70,13 @@ def option(default, help, group, choices=None, check=None, must_match=False, ove
         saved=saved))
 
 
+def model_option(name, kind, default, help, check=None, must_match=False):
+    """A flag a model declares in its own file (resnet's --resnet_depth), registered with the model
+    (cnn_tf.registry.register_model): RunConfig gains a field of that name, in the model group.
+    `check` may carry its message as a `words` attribute."""
+    return name, kind, option(default, help, MODEL, check=check, must_match=must_match)
+
+
 class Options:
     """Checks every field against its `check` when built, so a bad value never gets far."""
 
@@ -82,7 +89,8 @@ class Options:
             if choices and value is not None and value not in choices:
                 raise UserError(f"--{field.name}={value}: must be one of {', '.join(choices)}")
             if check and value is not None and not check(value):
-                raise UserError(f"--{field.name} {_CHECK_WORDS.get(check, 'is invalid')} (got {value})")
+                words = _CHECK_WORDS.get(check) or getattr(check, "words", "is invalid")
+                raise UserError(f"--{field.name} {words} (got {value})")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -51,10 +51,15 @@ MODELS = Registry("model", filled_by="cnn_tf.nets")  # name -> net function (wit
 DATASETS = Registry("dataset", filled_by="cnn_tf.data")  # name -> loader
 AUGMENTATIONS = Registry("augmentation", filled_by="cnn_tf.data.pipeline")  # name -> what it does
 INITIALIZERS = Registry("initializer", filled_by="cnn_tf.nets.layers")  # name -> stddev -> initializer
+MODEL_OPTIONS = Registry("model option", filled_by="cnn_tf.nets")  # flag name -> (type, dataclasses field)
 
 
-def register_model(name, net, arg_scope):
+def register_model(name, net, arg_scope, options=()):
     """Model `name` is `net(images, num_classes, is_training, keep_prob, scope, **options)`, built
-    inside `arg_scope(weight_decay=, use_batch_norm=, init_stddev=[, weights_initializer=])`."""
+    inside `arg_scope(weight_decay=, use_batch_norm=, init_stddev=[, weights_initializer=])`.
+    `options`: the flags of its own keyword arguments (cnn_tf.options.model_option), declared in its
+    file; cnn_tf.config.RunConfig has a field for each."""
     net.arg_scope = arg_scope
+    for option_name, kind, field in options:
+        MODEL_OPTIONS.register(option_name, (kind, field))
     return MODELS.register(name, net)

@@ -17,7 +17,7 @@ from conftest import IDX_NAMES, ROOT, cli_env, make_folder_layout, run_cli, smal
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_dir):
+def lenet_and_folder_runs(tmp_path_factory, data_dir):
     """A one-epoch lenet run on the generated digits, and one of three_conv on 3 colour classes."""
     root = tmp_path_factory.mktemp("bad_input")
     lenet_dir = str(root / "lenet")
@@ -90,8 +90,8 @@ def check_one_clear_line(result, message, case):
 
 
 @pytest.mark.slow
-def test_train_bad_input_table(trained, data_dir):
-    root, lenet_dir, _ = trained
+def test_train_bad_input_table(lenet_and_folder_runs, data_dir):
+    root, lenet_dir, _ = lenet_and_folder_runs
     cases = train_cases(root, data_dir, lenet_dir)
     # Each case its own copy of the train dir (hard links: a file replaced or written shows in its
     # snapshot): two trainers never share one, the lock would refuse the second.
@@ -122,8 +122,8 @@ def corrupt_copy(lenet_dir, target):
 
 
 @pytest.mark.slow
-def test_checkpoint_problems_on_resume_and_evaluate(trained, data_dir):
-    root, lenet_dir, folder_flags = trained
+def test_checkpoint_problems_on_resume_and_evaluate(lenet_and_folder_runs, data_dir):
+    root, lenet_dir, folder_flags = lenet_and_folder_runs
     corrupt_dir = str(root / "corrupt")
     corrupt = corrupt_copy(lenet_dir, corrupt_dir)
     cases = {
@@ -168,8 +168,8 @@ def test_checkpoint_problems_on_resume_and_evaluate(trained, data_dir):
 
 
 @pytest.mark.slow
-def test_a_disk_that_fills_while_saving_keeps_the_previous_checkpoint(trained, data_dir):
-    root, lenet_dir, _ = trained
+def test_a_disk_that_fills_while_saving_keeps_the_previous_checkpoint(lenet_and_folder_runs, data_dir):
+    root, lenet_dir, _ = lenet_and_folder_runs
     train_dir = str(root / "full_disk")
     shutil.copytree(lenet_dir, train_dir)
     checkpoint_dir = os.path.join(train_dir, "checkpoints")

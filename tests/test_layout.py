@@ -93,19 +93,21 @@ def test_the_twins_implement_their_declared_interfaces(tmp_path):
 
 MYNET = '''
 from cnn_tf.nets.layers import conv2d, conv_arg_scope, max_pool2d, model_scope, squeeze_logits
+from cnn_tf.options import model_option, positive
 from cnn_tf.registry import register_model
 
 
-def mynet(images, num_classes=10, is_training=True, keep_prob=0.5, scope="mynet"):
+def mynet(images, num_classes=10, is_training=True, keep_prob=0.5, scope="mynet", mynet_channels=8):
     with model_scope(scope, "mynet", images, is_training) as (sc, end_points):
-        net = max_pool2d(conv2d(images, 8, 3, scope="conv1"), 2, 2, scope="pool1")
+        net = max_pool2d(conv2d(images, mynet_channels, 3, scope="conv1"), 2, 2, scope="pool1")
         net = conv2d(net, num_classes, 14, padding="VALID", activation_fn=None, use_batch_norm=False, scope="logits")
         return squeeze_logits(net, sc, end_points, "logits")
 
 
 mynet.default_image_size = 28
 mynet_arg_scope = conv_arg_scope
-register_model("mynet", mynet, mynet_arg_scope)
+register_model("mynet", mynet, mynet_arg_scope, options=[
+    model_option("mynet_channels", int, 8, "Channels of mynet's conv layer.", check=positive, must_match=True)])
 '''
 
 MYDATA = '''
@@ -131,6 +133,8 @@ register_dataset("mydata", load)
 def test_a_new_model_and_a_new_dataset_are_one_file_each_as_the_readme_says(tmp_path):
     import shutil
 
+    import tensorflow as tf
+
     copy = tmp_path / "src"
     shutil.copytree(PACKAGE, copy / "cnn_tf", ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "cnn_tf" / "nets" / "mynet.py").write_text(MYNET)  # nothing else for a model
@@ -140,12 +144,21 @@ def test_a_new_model_and_a_new_dataset_are_one_file_each_as_the_readme_says(tmp_
                                              "from cnn_tf.data import mydata  # noqa: F401\nfrom cnn_tf.data import cifar10,"))
     result = subprocess.run(
         [sys.executable, "-m", "cnn_tf.train", "--model=mynet", "--dataset=mydata", f"--train_dir={tmp_path / 'run'}",
-         "--num_epochs=2", "--batch_size=50", "--progress=false"],
+         "--num_epochs=2", "--batch_size=50", "--progress=false", "--mynet_channels=6"],
         capture_output=True, text=True, cwd=copy, env=cli_env(PYTHONPATH=str(copy)), timeout=600)
     assert result.returncode == 0, result.stderr
     accuracy = [line for line in result.stdout.splitlines() if line.startswith("test accuracy: ")]
     assert accuracy and float(accuracy[0].split(": ")[1]) >= 0.9, result.stdout
     assert "mynet" in result.stdout and "mydata" in result.stdout
+    assert "--mynet_channels=6" in (tmp_path / "run" / "flags.cfg").read_text().splitlines()  # the model's flag
+    weights = [shape for name, shape in tf.train.list_variables(str(tmp_path / "run" / "checkpoints"))
+               if name == "mynet/conv1/weights"]
+    assert weights == [[3, 3, 1, 6]]
+    again = subprocess.run(  # a resume must give the same value of a flag that fixes the variables
+        [sys.executable, "-m", "cnn_tf.train", "--model=mynet", "--dataset=mydata", f"--train_dir={tmp_path / 'run'}",
+         "--num_epochs=3", "--batch_size=50", "--mynet_channels=4"], capture_output=True, text=True, cwd=copy,
+        env=cli_env(PYTHONPATH=str(copy)), timeout=600)
+    assert again.returncode == 2 and "was trained with --mynet_channels=6" in again.stderr, again.stderr
 
 
 def test_every_file_the_readme_names_exists():
@@ -153,4 +166,5 @@ def test_every_file_the_readme_names_exists():
 
     readme = (pathlib.Path(ROOT) / "README.md").read_text()
     named = set(re.findall(r"`(cnn_tf/[\w/]+\.py)`", readme)) | set(re.findall(r"`(cnn_tf/[\w/]+/)`", readme))
-    assert named and [n for n in sorted(named) if not (pathlib.Path(ROOT) / n).exists()] == []
+    examples = {"cnn_tf/nets/mynet.py", "cnn_tf/data/mydata.py"}  # the how-tos' new files
+    assert named and [n for n in sorted(named - examples) if not (pathlib.Path(ROOT) / n).exists()] == []

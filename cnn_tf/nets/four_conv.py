@@ -17,6 +17,7 @@ Truncated-normal initializer (stddev --init_stddev, 0.1) by default, as in the t
 """
 import functools
 
+from cnn_tf.options import model_option, unit_interval
 from cnn_tf.registry import register_model
 from cnn_tf.nets.layers import (check_input_size, conv2d, conv_arg_scope, dropout, fully_connected,
                                 max_pool2d, model_scope, squeeze_logits)
@@ -43,4 +44,7 @@ def four_conv(images, num_classes=2, is_training=True, keep_prob=0.5, scope="fou
 four_conv.default_image_size = 224
 four_conv_arg_scope = functools.partial(conv_arg_scope, weights_initializer="truncated_normal")
 
-register_model("four_conv", four_conv, four_conv_arg_scope)
+register_model("four_conv", four_conv, four_conv_arg_scope, options=[
+    model_option("keep_prob_conv", float, 0.8, "Dropout keep probability after the conv blocks of four_conv, in "
+                 "(0, 1].", check=unit_interval),
+])

@@ -20,6 +20,7 @@ import functools
 
 import tensorflow as tf
 
+from cnn_tf.options import model_option, positive
 from cnn_tf.registry import register_model
 from cnn_tf.nets.layers import batch_norm, check_input_size, conv2d, conv_arg_scope, model_scope, squeeze_logits
 
@@ -68,4 +69,15 @@ def resnet(images, num_classes=10, is_training=True, keep_prob=1.0, scope="resne
 resnet.default_image_size = 28
 resnet_arg_scope = functools.partial(conv_arg_scope, weights_initializer="variance_scaling")
 
-register_model("resnet", resnet, resnet_arg_scope)
+def six_n_plus_2(depth):
+    return depth >= 8 and (depth - 2) % 6 == 0
+
+
+six_n_plus_2.words = "is not 6n+2 (20, 32, 44, 56, 110)"
+
+register_model("resnet", resnet, resnet_arg_scope, options=[
+    model_option("resnet_depth", int, 20, "Layers of resnet: 6n+2 (20, 32, 44, 56, 110).", check=six_n_plus_2,
+                 must_match=True),
+    model_option("resnet_width", int, 16, "Channels of resnet's first stage (the second has twice, the third four "
+                 "times).", check=positive, must_match=True),
+])
