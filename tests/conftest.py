@@ -138,6 +138,17 @@ def data_dir(tmp_path_factory):
     return str(directory)
 
 
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory, data_dir):
+    """The train dir of a one-epoch LeNet run on `data_dir`'s digits (16 steps: model.ckpt-16), trained
+    once per test process for the modules that evaluate, export, predict or warm-start from it. A
+    test that would change a run works on a copy."""
+    train_dir = str(tmp_path_factory.mktemp("digits_run") / "run")
+    result = run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--progress=false"))
+    assert result.returncode == 0, result.stderr
+    return train_dir
+
+
 def cli_env(**extra):
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")

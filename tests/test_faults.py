@@ -29,14 +29,6 @@ def one_error_line(result, *expected, notes=()):
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory, data_dir):
-    train_dir = str(tmp_path_factory.mktemp("faults") / "run")
-    result = run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--progress=false"))
-    assert result.returncode == 0, result.stderr
-    return train_dir
-
-
-@pytest.fixture(scope="module")
 def truncated_run(digits_run, tmp_path_factory):
     """A copy of the run whose checkpoint's data file lost its second half."""
     train_dir = str(tmp_path_factory.mktemp("truncated") / "run")

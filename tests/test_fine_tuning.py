@@ -12,18 +12,15 @@ from cnn_tf.data.preprocess import decode
 from cnn_tf.errors import UserError
 from cnn_tf.fine_tuning import WarmStart
 from cnn_tf.graph import build_graph
-from conftest import make_folder_layout, make_images, run_cli, small_run_flags, write_image
+from conftest import make_folder_layout, make_images, run_cli, write_image
 
 NUM_CLASSES = 5
 
 
 @pytest.fixture(scope="module")
-def source(data_dir, tmp_path_factory):
-    """A LeNet trained one epoch on the 10 generated digit classes: the checkpoint to start from."""
-    train_dir = str(tmp_path_factory.mktemp("source") / "run")
-    result = run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--progress=false"))
-    assert result.returncode == 0, result.stderr
-    return checkpoints.latest(os.path.join(train_dir, "checkpoints"))
+def source(digits_run):
+    """The shared one-epoch LeNet on the 10 generated digit classes: the checkpoint to start from."""
+    return checkpoints.latest(os.path.join(digits_run, "checkpoints"))
 
 
 @pytest.fixture(scope="module")

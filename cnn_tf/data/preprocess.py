@@ -12,9 +12,9 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
+from cnn_tf.options import MAX_IMAGE_PIXELS  # Pillow's bound: past it, a decompression bomb
 
-from cnn_tf.options import MAX_IMAGE_PIXELS  # noqa: F401 - its users import it from here too
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
 
 
 def header_size(contents):
