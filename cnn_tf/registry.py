@@ -2,7 +2,7 @@
 schema can offer them as choices without importing the package that fills them.
 
     MODELS = Registry("model", filled_by="cnn_tf.nets")
-    @MODELS.register("lenet")             in cnn_tf/nets/lenet.py
+    register_model("lenet", lenet, ...)   the last line of cnn_tf/nets/lenet.py
     "lenet" in MODELS, sorted(MODELS)     the first lookup imports cnn_tf.nets, which registers them all
 """
 import importlib

@@ -3,6 +3,8 @@ one per device, each on its share of the batch, and the inference tower (moving 
 dropout), all on the same variables. Each tower is a plain graph with a Python is_training: a
 tf.cond on an is_training tensor in every layer kept Grappler from fusing batch norm with its ReLU
 and put control flow into every step's gradients."""
+import collections
+
 import tensorflow as tf
 
 from cnn_tf.graph.contract import TRAINING_SCOPE, Head
@@ -32,13 +34,16 @@ def head(labels, logits, end_points, loss):
                 accuracy=tf.reduce_mean(tf.cast(correct, tf.float32)), end_points=end_points)
 
 
+Share = collections.namedtuple("Share", "positions weight size")  # a tower's part of the batch
+
+
 def _shares(labels, count):
-    """Tower i's positions in the batch and their weights: the first towers take one image more when
+    """Each tower's Share of the batch (None: the whole batch, unweighted, for one tower): the first towers take one image more when
     the tower count does not divide the batch (an epoch's last batch may be partial). An empty share
     (a batch smaller than the tower count) computes on one copied image weighted 0: TensorFlow's fused
-    CPU convolution refuses an empty batch. One tower's share is the whole batch, unweighted."""
+    CPU convolution refuses an empty batch."""
     if count == 1:
-        return [(None, None)]
+        return [None]
     shares = []
     with tf.compat.v1.name_scope("tower_shares"):
         n = tf.shape(labels)[0]
@@ -47,7 +52,7 @@ def _shares(labels, count):
         for i in range(count):
             positions = tf.range(tf.maximum(sizes[i], 1))
             weight = tf.cast(positions < sizes[i], tf.float32)
-            shares.append((tf.minimum(starts[i] + positions, n - 1), (weight, sizes[i])))
+            shares.append(Share(tf.minimum(starts[i] + positions, n - 1), weight, sizes[i]))
     return shares
 
 
@@ -58,7 +63,7 @@ def training_towers(inputs, model, devices, smoothing=0.0):
     loss, as slim's model_deploy does. Returns the towers' Heads and their Head over the whole batch
     (the first tower's layers for the summaries)."""
     towers = []
-    for i, (device, (share, weighting)) in enumerate(zip(devices, _shares(inputs.label, len(devices)))):
+    for i, (device, share) in enumerate(zip(devices, _shares(inputs.label, len(devices)))):
         def placement(op, device=device):  # variables on the CPU, computations on the tower's device
             return "/cpu:0" if op.type in ("VariableV2", "VarHandleOp") else device
 
@@ -70,11 +75,11 @@ def training_towers(inputs, model, devices, smoothing=0.0):
                 logits, end_points = model(inputs.model_input, is_training=True)
                 loss = tf.reduce_mean(cross_entropy(labels, logits, smoothing))
             else:
-                (weight, size), total = weighting, tf.cast(tf.shape(inputs.label)[0], tf.float32)
-                labels = tf.gather(inputs.label, share)
-                logits, end_points = model(tf.gather(inputs.model_input, share), is_training=True)
-                loss = tf.reduce_sum(cross_entropy(labels, logits, smoothing) * weight) / total
-                logits, labels = logits[:size], labels[:size]
+                total = tf.cast(tf.shape(inputs.label)[0], tf.float32)
+                labels = tf.gather(inputs.label, share.positions)
+                logits, end_points = model(tf.gather(inputs.model_input, share.positions), is_training=True)
+                loss = tf.reduce_sum(cross_entropy(labels, logits, smoothing) * share.weight) / total
+                logits, labels = logits[:share.size], labels[:share.size]
             if i == 0:
                 loss = tf.add(loss, regularization())
             towers.append(head(labels, logits, end_points, loss))
