@@ -6,6 +6,10 @@ moment a process dies at, the latest listed checkpoint is complete. Old checkpoi
 through the state file too, which survives restarts (`tf.train.Saver` keeps that list in memory and
 forgets it when the process dies).
 
+Each checkpoint of a training run also has `model.ckpt-<N>.json`: the state its callbacks keep
+across a restart (the best value so far, early stopping's count, ...; cnn_tf.loop), written first,
+so a checkpoint whose index is on disk has it.
+
 The checkpoints/ folder is the user's as much as ours: only files named as a part of a checkpoint
 (`model.ckpt-<N>.index|.meta|.data-K-of-M`) or as the temporary files a save writes are ever
 deleted, and only when they are provably incomplete (`repair`). A state file that is missing, empty
@@ -26,15 +30,10 @@ from cnn_tf.traindir import CHECKPOINT_NAME, write_atomic
 STATE_FILE = "checkpoint"
 # A checkpoint's parts, and the temporary files a save writes before renaming them into place:
 # TensorFlow's `<part>.tempstate<digits>` and `<prefix>_temp*/` folders, our own `<file>.<random>.tmp`.
-_PART = re.compile(r"^(?P<prefix>.+-(?P<step>\d+))\.(?P<part>index|meta|data-(?P<shard>\d{5})-of-(?P<shards>\d{5}))$")
+_PART = re.compile(r"^(?P<prefix>.+-(?P<step>\d+))\.(?P<part>index|meta|json|data-(?P<shard>\d{5})-of-(?P<shards>\d{5}))$")
 _OURS = re.escape(CHECKPOINT_NAME) + r"-\d+"  # the prefix of a checkpoint this package writes
-_TEMPORARY = re.compile(rf"^(?:{_OURS}(?:\.(?:index|meta|data-\d{{5}}-of-\d{{5}}))?(?:\.tempstate\d+|\.\w{{8}}\.tmp|\.\d+\.tmp)"
+_TEMPORARY = re.compile(rf"^(?:{_OURS}(?:\.(?:index|meta|json|data-\d{{5}}-of-\d{{5}}))?(?:\.tempstate\d+|\.\w{{8}}\.tmp|\.\d+\.tmp)"
                         rf"|{_OURS}_temp.*|{re.escape(STATE_FILE)}(?:\.\w{{8}}|\.\d+)\.tmp)$")
-
-
-def _read_state(checkpoint_dir):
-    """The paths the state file lists, oldest first; None if it is missing, empty or unreadable."""
-    return _state(checkpoint_dir)[0]
 
 
 def _state(checkpoint_dir):
@@ -79,6 +78,12 @@ def _is_complete(parts):
     return {f"data-{i:05d}-of-{count:05d}" for i in range(count)} <= set(shards)
 
 
+def parts(path):
+    """The file names of checkpoint `path`'s parts on disk (index, meta, json, data-*), the index last."""
+    return sorted((f"{os.path.basename(path)}.{part}" for part in _parts(os.path.dirname(path)).get(path, ())),
+                  key=lambda name: name.endswith(".index"))
+
+
 def is_complete(path):
     """Whether checkpoint `path` (a prefix) has its index and every data shard on disk."""
     return _is_complete(_parts(os.path.dirname(path)).get(path, ()))
@@ -94,7 +99,7 @@ def on_disk(checkpoint_dir):
 def listed(checkpoint_dir):
     """Paths of the complete checkpoints in `checkpoint_dir`, oldest first: those the state file lists,
     or, when it is missing, empty or unreadable, those on disk."""
-    paths = _read_state(checkpoint_dir)
+    paths = _state(checkpoint_dir)[0]
     if paths is None:
         return on_disk(checkpoint_dir)
     return [p for p in paths if tf.io.gfile.exists(p + ".index")]
@@ -107,7 +112,7 @@ def latest(checkpoint_dir):
 
 def step_of(path):
     """The global step of checkpoint `path` (a prefix model.ckpt-N, or one of its files)."""
-    match = re.search(r"-(\d+)(?:\.(?:index|meta|data-\d{5}-of-\d{5}))?$", os.path.basename(path))
+    match = re.search(r"-(\d+)(?:\.(?:index|meta|json|data-\d{5}-of-\d{5}))?$", os.path.basename(path))
     if not match:
         raise UserError(f"{path} is not a checkpoint of cnn_tf: its name does not end in -<global step>, "
                         "as DIR/checkpoints/model.ckpt-N does")
@@ -116,7 +121,7 @@ def step_of(path):
 
 def prefix_of(path):
     """A checkpoint's prefix from the prefix itself or any of its files (.index, .meta, .data-*)."""
-    return re.sub(r"\.(?:index|meta|data-\d{5}-of-\d{5})$", "", path)
+    return re.sub(r"\.(?:index|meta|json|data-\d{5}-of-\d{5})$", "", path)
 
 
 def repair(checkpoint_dir):
@@ -139,7 +144,7 @@ def repair(checkpoint_dir):
     state, problem = _state(checkpoint_dir)
     complete = on_disk(checkpoint_dir)
     if state is None and complete:
-        _write_state(checkpoint_dir, complete)
+        write_state(checkpoint_dir, complete)
         notes.append(f"the state file {os.path.join(checkpoint_dir, STATE_FILE)} was {problem}: "
                      f"rebuilt it from the {len(complete)} complete checkpoints on disk (the latest: "
                      f"{os.path.basename(complete[-1])})")
@@ -147,7 +152,7 @@ def repair(checkpoint_dir):
         known = [p for p in state if tf.io.gfile.exists(p + ".index")]
         unlisted = [p for p in complete if p not in known]
         if unlisted:  # a save killed before listing it, or a rotation before deleting it: --max_num_checkpoint
-            _write_state(checkpoint_dir, sorted(known + unlisted, key=step_of))  # applies at the next save
+            write_state(checkpoint_dir, sorted(known + unlisted, key=step_of))  # applies at the next save
             notes.append(f"listed {', '.join(os.path.basename(p) for p in unlisted)}: complete on disk, but "
                          "the state file did not name it (a save or clean-up was cut short)")
     return notes
@@ -165,7 +170,7 @@ def _remove_temporaries(checkpoint_dir, prefix=None):
     return removed
 
 
-def _write_state(checkpoint_dir, paths):
+def write_state(checkpoint_dir, paths):
     """The `checkpoint` file tf.train.get_checkpoint_state reads (a text proto), written atomically;
     names are relative, so a train dir can be moved."""
     names = [json.dumps(os.path.basename(p)) for p in paths]
@@ -173,21 +178,22 @@ def _write_state(checkpoint_dir, paths):
                  "".join(f"all_model_checkpoint_paths: {name}\n" for name in names))
 
 
-def _remove_checkpoint(path):
+def remove(path):
     """The parts of checkpoint `path` (and nothing else that starts with its name), the index first: a
     reader sees the checkpoint gone, never half there."""
     for part in sorted(_parts(os.path.dirname(path)).get(path, ()), key=lambda part: part != "index"):
         tf.io.gfile.remove(f"{path}.{part}")
 
 
-def save(sess, g, prefix, step, max_to_keep):
-    """Writes checkpoint `prefix-step` (variables and meta graph), then lists it in the state file,
+def save(sess, g, prefix, step, max_to_keep, state=None):
+    """Writes checkpoint `prefix-step` (the callbacks' `state` dict, variables and meta graph), then lists it in the state file,
     then deletes the oldest beyond `max_to_keep`. A failed write (a full disk) removes its own
     partial files and names the intact previous checkpoint."""
     checkpoint_dir = os.path.dirname(prefix)
     previous = listed(checkpoint_dir)
     path = f"{prefix}-{step}"
     try:
+        write_atomic(path + ".json", json.dumps(state or {}, sort_keys=True) + "\n")
         with g.graph.as_default():  # Saver works on the default graph
             g.saving.saver.save(sess, prefix, global_step=step, write_meta_graph=False, write_state=False)
             meta_graph = g.saving.saver.export_meta_graph()
@@ -197,18 +203,31 @@ def save(sess, g, prefix, step, max_to_keep):
             node.device = ""
         write_atomic(path + ".meta", meta_graph.SerializeToString())
         kept = [p for p in previous if p != path][-(max_to_keep - 1):] if max_to_keep > 1 else []
-        _write_state(checkpoint_dir, kept + [path])
+        write_state(checkpoint_dir, kept + [path])
     except (tf.errors.OpError, OSError) as e:
         if latest(checkpoint_dir) != path:  # this process's own save, cut short: its files go
-            _remove_checkpoint(path)
+            remove(path)
             _remove_temporaries(checkpoint_dir, path)
         intact = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
         raise UserError(f"could not write checkpoint {path}: {errors.reason(e)} (is the disk full?); "
                         f"{intact}. Free some space and run the same command to continue") from e
     for old in previous:
         if old not in kept and old != path:
-            _remove_checkpoint(old)
+            remove(old)
     return path
+
+
+def read_state(path):
+    """The callbacks' state saved with checkpoint `path` ({} for a checkpoint written before there was one)."""
+    try:
+        with tf.io.gfile.GFile(path + ".json") as f:
+            state = json.load(f)
+    except tf.errors.NotFoundError:
+        return {}
+    except (tf.errors.OpError, ValueError) as e:
+        raise UserError(f"cannot read {path}.json, the training state saved with the checkpoint: {e}; delete the "
+                        "checkpoint's files to fall back to the one before") from e
+    return state if isinstance(state, dict) else {}
 
 
 def check_compatible(path, variables, optional=()):

@@ -10,11 +10,11 @@ import typing
 from absl import app, flags, logging
 import tensorflow as tf
 
-from cnn_tf import checkpoints, config, errors, exit_codes, flagfile, options
+from cnn_tf import best_checkpoints, checkpoints, config, errors, exit_codes, flagfile, log, options
 from cnn_tf.errors import UserError
 from cnn_tf.manifest import RunManifest, derived_note
 from cnn_tf.textfile import check_regular, read_text
-from cnn_tf.traindir import TrainDir
+from cnn_tf.traindir import CHECKPOINT_NAME, TrainDir
 from cnn_tf.options import CHECKPOINT, Options, option
 
 FLAGS = flags.FLAGS
@@ -28,8 +28,12 @@ class CheckpointOptions(Options):
     """Which checkpoint a CLI reads (evaluate, export, predict)."""
     checkpoint_dir: typing.Optional[str] = option(None, "A train dir, or its checkpoints/ directory.", CHECKPOINT,
                                                   saved=False)
+    checkpoint: typing.Optional[str] = option(None, "Which checkpoint of the train dir: latest, best (the best by "
+                                              "the run's --best_metric, in checkpoints/best) or a global step "
+                                              "(default: latest for evaluate; for export and predict, best when "
+                                              "the run kept one).", CHECKPOINT, saved=False)
     checkpoint_path: typing.Optional[str] = option(None, "One checkpoint, e.g. DIR/checkpoints/model.ckpt-860 "
-                                                   "(default: the latest).", CHECKPOINT, saved=False)
+                                                   "(instead of --checkpoint).", CHECKPOINT, saved=False)
     tta: str = option("none", "Test-time augmentation: flip averages the probabilities of each image and its "
                       "mirror (for clothes and photos, not digits); export builds it into the SavedModel, "
                       "which predict --saved_model then runs as it is.",
@@ -173,9 +177,12 @@ def run_record(run_dir, cfg):
     return record
 
 
-def checkpoint_to_read(run_dir, checkpoint_path=None):
-    """--checkpoint_path (a checkpoint's prefix DIR/checkpoints/model.ckpt-N or any of its files), or the
-    train dir's latest complete checkpoint."""
+def checkpoint_to_read(run_dir, checkpoint_path=None, choice=None, default="latest"):
+    """--checkpoint_path (a checkpoint's prefix DIR/checkpoints/model.ckpt-N or any of its files), or
+    the checkpoint --checkpoint (`choice`, else `default`) names: the latest complete one, the best
+    (`default="best"` falls back to the latest when the run kept none) or the one at a global step."""
+    if checkpoint_path and choice:
+        raise UserError(f"give --checkpoint={choice} or --checkpoint_path={checkpoint_path}, not both")
     if checkpoint_path:
         path = checkpoints.prefix_of(checkpoint_path)
         checkpoints.step_of(path)  # a name without -N is not one of ours: one line
@@ -185,22 +192,56 @@ def checkpoint_to_read(run_dir, checkpoint_path=None):
             raise UserError(f"--checkpoint_path={checkpoint_path}: no complete checkpoint {path} ({found}); give one "
                             f"such as {run_dir.checkpoints}/model.ckpt-N")
         return path
+    which = choice or default
+    if which == "best":
+        record = best_checkpoints.read(run_dir.best)
+        path = best_checkpoints.best_path(run_dir.best, record)[0] if record else None
+        if path:
+            return path
+        if choice:
+            raise UserError(f"--checkpoint=best: {run_dir.path} kept no best checkpoint ({run_dir.best} has no "
+                            f"{best_checkpoints.BEST_JSON}: trained with --keep_best=0, without a validation split, "
+                            "or before cnn_tf kept one); use --checkpoint=latest")
+    elif which.isdigit():
+        for directory in (run_dir.checkpoints, run_dir.best):
+            path = os.path.join(directory, f"{CHECKPOINT_NAME}-{int(which)}")
+            if checkpoints.is_complete(path):
+                return path
+        steps = sorted({checkpoints.step_of(p) for d in (run_dir.checkpoints, run_dir.best) for p in checkpoints.on_disk(d)})
+        raise UserError(f"--checkpoint={which}: {run_dir.path} has no checkpoint at global step {int(which)} (it has "
+                        f"{', '.join(map(str, steps)) or 'none'})")
+    elif which != "latest":
+        raise UserError(f"--checkpoint={which}: give latest, best or a global step such as 860")
     path = checkpoints.latest(run_dir.checkpoints)
     if not path:
         raise UserError(f"no checkpoint in {run_dir.checkpoints}; train first, or pass --checkpoint_path")
     return path
 
 
-def with_checkpoint(run_dir, checkpoint_path, use, attempts=5):
-    """`use(path)` of --checkpoint_path, or of the latest checkpoint; returns (its result, path). A
-    latest checkpoint that a running training deletes while it is read (--max_num_checkpoint) is no
-    error: the new latest is read instead."""
-    for _ in range(attempts - 1):
-        path = checkpoint_to_read(run_dir, checkpoint_path)
+def best_note(run_dir, path):
+    """"the best checkpoint: PATH (epoch E, metric V)" when `path` is the run's best checkpoint, else None."""
+    record = best_checkpoints.read(run_dir.best)
+    entry = best_checkpoints.best_path(run_dir.best, record)[1] if record else None
+    if entry and path == best_checkpoints.path_of(run_dir.best, entry["step"]):
+        return f"the best checkpoint: {path} (epoch {entry['epoch']}, {record['metric']} {entry['value']:.4f})"
+    return None
+
+
+def with_checkpoint(run_dir, opts, use, default="latest", attempts=5, announce=True):
+    """`use(path)` of the checkpoint CheckpointOptions `opts` name (checkpoint_to_read); returns (its
+    result, path). A latest or best checkpoint that a running training deletes while it is read
+    (--max_num_checkpoint, --keep_best) is no error: the new one is read instead. Says on stderr
+    when it has read the best checkpoint (after: an error stays one line), unless not `announce`."""
+    explicit = opts.checkpoint_path or (opts.checkpoint or "").isdigit()
+    for attempt in range(attempts):
+        path = checkpoint_to_read(run_dir, opts.checkpoint_path, opts.checkpoint, default)
         try:
-            return use(path), path
+            result = use(path)
         except (UserError, tf.errors.OpError):
-            if checkpoint_path or checkpoints.is_complete(path):
+            if explicit or checkpoints.is_complete(path) or attempt == attempts - 1:
                 raise
-    path = checkpoint_to_read(run_dir, checkpoint_path)
-    return use(path), path
+            continue
+        note = best_note(run_dir, path) if announce and not opts.checkpoint_path else None
+        if note:
+            log.info(note)
+        return result, path

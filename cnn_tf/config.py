@@ -15,12 +15,12 @@ import typing
 from cnn_tf.errors import UserError
 from cnn_tf.options import (CLUSTER, DATA, FINE_TUNING, MAX_IMAGE_PIXELS, MODEL, OPTIMIZATION, OUTPUT, RUNTIME,
                             SOURCES, Options, finite_positive, fraction, grey_or_colour, image_side, non_negative,
-                            open_unit_interval, option, positive, serialize, unit_interval)
+                            open_unit_interval, option, positive, unit_interval)
 from cnn_tf.registry import AUGMENTATIONS, DATASETS, INITIALIZERS, MODEL_OPTIONS, MODELS
 from cnn_tf.traindir import absolute
 
 OPTIMIZERS = ("adam", "adamw", "momentum", "nesterov", "sgd", "rmsprop")
-SCHEDULES = ("exponential", "cosine", "one_cycle", "piecewise", "constant")
+SCHEDULES = ("exponential", "cosine", "one_cycle", "piecewise", "constant", "plateau")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +100,10 @@ class RunFlags(Options):
     # Optimization
     batch_size: int = option(128, "Training batch size (the global batch: --num_towers split it).", OPTIMIZATION,
                              check=positive, must_match=True)
+    gradient_accumulation_steps: int = option(1, "Each update sums the gradients of this many batches of --batch_size, "
+                                              "one after the other (the memory of one batch, the update of a K-times "
+                                              "batch; batch norm's statistics are each batch's own); the schedule "
+                                              "counts updates.", OPTIMIZATION, check=positive, must_match=True)
     num_epochs: int = option(5, "Epochs to train for (in total, across resumes).", OPTIMIZATION, check=positive)
     optimizer: str = option("adam", "Optimizer (nesterov: momentum with Nesterov's update; adamw: Adam with "
                             "--weight_decay applied to the weights, not through the loss).", OPTIMIZATION,
@@ -113,7 +117,9 @@ class RunFlags(Options):
                                          check=positive)
     learning_rate_schedule: str = option("exponential", "How the learning rate moves: exponential (staircase, "
                                          "the decay flags), cosine or one_cycle (down to --end_learning_rate at the "
-                                         "last step), piecewise (--boundaries_epochs, --values), constant.",
+                                         "last step), piecewise (--boundaries_epochs, --values), constant, plateau (lowered by "
+                                         "--plateau_factor after --plateau_patience epochs without --best_metric "
+                                         "improving).",
                                          OPTIMIZATION, choices=SCHEDULES)
     warmup_epochs: float = option(0.0, "Epochs of linear warm-up to --initial_learning_rate (one_cycle: from a "
                                   "25th of it; default for one_cycle: 30% of --num_epochs).", OPTIMIZATION,
@@ -124,6 +130,20 @@ class RunFlags(Options):
                                                        "e.g. 10,15.", OPTIMIZATION)
     values: typing.Optional[tuple] = option(None, "piecewise: the rates before, between and after the boundaries, "
                                             "one more than them, e.g. 0.1,0.01,0.001.", OPTIMIZATION)
+    ema_decay: float = option(0.0, "Keep an exponential moving average of the weights with this decay (e.g. "
+                              "0.999; 0: off), warmed up over the first steps; validation, the best checkpoint, "
+                              "evaluate, export and predict use it.", OPTIMIZATION, check=fraction, must_match=True)
+    clip_gradient_norm: float = option(0.0, "Scale the gradients (summed over the towers) down to this global "
+                                       "norm when it is larger (0: off).", OPTIMIZATION, check=non_negative)
+    plateau_factor: float = option(0.1, "plateau: the learning rate is multiplied by this, in (0, 1).", OPTIMIZATION,
+                                   check=open_unit_interval)
+    plateau_patience: int = option(2, "plateau: epochs without --best_metric improving before the rate is lowered.",
+                                   OPTIMIZATION, check=positive)
+    min_learning_rate: float = option(0.0, "plateau: the rate is never lowered below this.", OPTIMIZATION,
+                                      check=non_negative)
+    class_weights: typing.Optional[tuple] = option(None, "Weight each training example's loss by its class: "
+                                                   "balanced (n / (classes * n_class), from the training split) or "
+                                                   "one weight per class, w1,w2,...", OPTIMIZATION)
     label_smoothing: float = option(0.0, "Training targets (1 - e) on the true class plus e spread over all "
                                     "classes; evaluation reports the plain cross-entropy.", OPTIMIZATION,
                                     check=fraction)
@@ -135,10 +155,29 @@ class RunFlags(Options):
                                   OPTIMIZATION, check=open_unit_interval)
     max_nan_rollbacks: int = option(3, "--on_nan=rollback gives up after this many rollbacks.", OPTIMIZATION,
                                     check=non_negative)
+    early_stopping_patience: int = option(0, "Finish the run after this many epochs without --best_metric "
+                                          "improving by more than --early_stopping_min_delta (0: off).",
+                                          OPTIMIZATION, check=non_negative)
+    early_stopping_min_delta: float = option(0.0, "The least change of --best_metric that counts as improving.",
+                                             OPTIMIZATION, check=non_negative)
+    early_stopping_start_epoch: int = option(0, "Epochs early stopping ignores at the start (a warm-up).",
+                                             OPTIMIZATION, check=non_negative)
     # Output
     train_dir: typing.Optional[str] = option(None, "Where checkpoints, summaries and flags.cfg go "
                                              "(default: runs/<model>_<dataset>).", OUTPUT)
     max_num_checkpoint: int = option(5, "Checkpoints kept (one is saved every epoch).", OUTPUT, check=positive)
+    checkpoint_every_steps: int = option(0, "Also save a checkpoint every this many global steps within epochs (0: "
+                                         "at the end of each epoch only).", OUTPUT, check=non_negative)
+    checkpoint_every_secs: float = option(0.0, "Also save a checkpoint when this many seconds passed since the last "
+                                          "one (0: off).", OUTPUT, check=non_negative)
+    validate_every_steps: int = option(0, "Also evaluate the validation split every this many global steps within "
+                                       "epochs, for its summaries (0: after each epoch only).", OUTPUT,
+                                       check=non_negative)
+    keep_best: int = option(1, "Best checkpoints by --best_metric kept in checkpoints/best/, apart from the latest "
+                            "ones (0: none).", OUTPUT, check=non_negative)
+    best_metric: str = option("validation_accuracy", "What ranks the best checkpoints and early stopping: "
+                              "validation_accuracy (higher is better) or validation_loss (lower).", OUTPUT,
+                              choices=("validation_accuracy", "validation_loss"), must_match=True)
     summary_every_n_steps: int = option(20, "Steps between train summaries.", OUTPUT, check=positive)
     progress: bool = option(True, "Show a progress bar while an epoch runs (on a terminal).", OUTPUT)
     # Runtime: where and how the graph runs, not what it computes; evaluate may override them.
@@ -184,9 +223,20 @@ class RunFlags(Options):
         if self.optimizer == "adamw" and self.sync_replicas:
             raise UserError("--optimizer=adamw decays the weights in each worker's own step; with --sync_replicas "
                             "use adam (its --weight_decay goes through the loss)")
+        if self.learning_rate_schedule == "plateau" and self.min_learning_rate >= self.initial_learning_rate:
+            raise UserError(f"--min_learning_rate={self.min_learning_rate:g} must be below --initial_learning_rate="
+                            f"{self.initial_learning_rate:g}: plateau could never lower the rate")
+        if self.gradient_accumulation_steps > 1 and self.num_towers > 1:
+            raise UserError("--gradient_accumulation_steps runs its batches one after the other on one device; with "
+                            "--num_towers, give a larger --batch_size instead")
         if self.batch_size % self.num_towers:
             raise UserError(f"--batch_size={self.batch_size} does not split evenly over --num_towers="
                             f"{self.num_towers}; make it a multiple of {self.num_towers}")
+
+    @property
+    def update_batch_size(self):
+        """Images per update (per global step): --batch_size times --gradient_accumulation_steps."""
+        return self.batch_size * self.gradient_accumulation_steps
 
     def resolved(self):
         """Absolute paths (flags.cfg must work from any directory); the default train dir."""
@@ -227,26 +277,3 @@ def piecewise_schedule(cfg):
     if boundaries != sorted(boundaries) or boundaries[0] <= 0:
         raise UserError(f"--boundaries_epochs={','.join(cfg.boundaries_epochs)} must be positive and increasing")
     return boundaries, values
-
-
-def check_resume(cfg, saved):
-    """A resumed run must share the flags that fix the graph's variables, the data or its order with
-    the run that wrote the checkpoints; the rest (--num_epochs, the learning rate, --precision, where
-    the data is, --num_towers, ...) may change."""
-    for field in dataclasses.fields(cfg):
-        name = field.name
-        if field.metadata["must_match"] and getattr(saved, name) != getattr(cfg, name):
-            raise UserError(f"{cfg.train_dir} was trained with {serialize(name, getattr(saved, name))} and this "
-                            f"run asks for {serialize(name, getattr(cfg, name))}; resume with the same value or "
-                            "use another --train_dir")
-
-
-def remembered(cfg, saved, given):
-    """A resumed run's data choices that were not given again (`given`: the names of the flags given
-    on the command line or in a flagfile) are the ones it started with, in its flags.cfg `saved`:
-    where the data is, --skip_bad_images, --augment, ... (the must-match ones are checked instead)."""
-    if given is None:
-        return cfg
-    keep = {f.name: getattr(saved, f.name) for f in dataclasses.fields(cfg)
-            if f.metadata["group"] in (DATA, SOURCES) and not f.metadata["must_match"] and f.name not in given}
-    return cfg.replace(**keep)

@@ -32,12 +32,15 @@ class EvaluateOptions(cli.CheckpointOptions):
                                   EVALUATION, check=non_negative, saved=False)
     watch_interval: float = option(1.0, "--watch looks for new checkpoints this often (seconds).", EVALUATION,
                                    check=positive, saved=False)
+    ema: bool = option(True, "A run trained with --ema_decay is evaluated with the moving averages of its weights, "
+                       "as its validation was; --noema evaluates the weights themselves, to compare.", EVALUATION,
+                       saved=False)
 
 
 class Evaluator:
     """The data and graph of a train dir, built once; evaluates any of its checkpoints."""
 
-    def __init__(self, run_dir, cfg, split, tta="none"):
+    def __init__(self, run_dir, cfg, split, tta="none", ema=True):
         self.run_dir, self.cfg, self.split, self.tta = run_dir, cfg, split, tta
         # The run's record gives the classes, shape and mean; only the split evaluated is read (an
         # image folder's recorded members of it), and it must be the split the run recorded.
@@ -53,6 +56,7 @@ class Evaluator:
         if self.data.size(split) == 0:
             raise errors.UserError(f"the {split} split of {cfg.dataset} is empty; evaluate another --split")
         self.g = build_graph_for(cfg, record, self.data.pipeline, tta=tta)
+        self.averaged = ema and self.g.averages is not None
         self.g.graph.finalize()
         self.sess = tf.compat.v1.Session(graph=self.g.graph, config=hardware.session_config(cfg))
         self.writer, self.saved = None, False
@@ -70,6 +74,8 @@ class Evaluator:
     def evaluate(self, checkpoint_path):
         """Evaluates one checkpoint; writes summaries/eval_<split> at its step and eval/metrics.json."""
         step = checkpoints.restore(self.sess, self.g, checkpoint_path)
+        if self.averaged:
+            self.sess.run(self.g.averages.load)
         evaluation = evaluate_split(self.sess, self.g, self.data.split(self.split), self.cfg.eval_batch_size,
                                     details=True)
         metrics = evaluation.metrics
@@ -79,10 +85,12 @@ class Evaluator:
             self.writer.flush()
         result = {
             "checkpoint_path": checkpoint_path, "global_step": step, "dataset": self.cfg.dataset,
-            "split": self.split, "tta": self.tta, "num_examples": metrics["count"], "accuracy": metrics["accuracy"],
+            "split": self.split, "tta": self.tta, "weights": "moving averages" if self.averaged else "as trained", "num_examples": metrics["count"], "accuracy": metrics["accuracy"],
             "loss": metrics["loss"], "per_class": per_class_metrics(metrics["confusion"], self.class_names),
             "confusion_matrix": metrics["confusion"].tolist(),
         }
+        if "top5_accuracy" in metrics:
+            result["top5_accuracy"] = metrics["top5_accuracy"]
         try:
             tf.io.gfile.makedirs(self.run_dir.eval)
             write_atomic(os.path.join(self.run_dir.eval, "metrics.json"), json.dumps(result, indent=2) + "\n")
@@ -100,10 +108,10 @@ def _cannot_save(path, error):
 
 def evaluate_once(opts, overrides):
     run_dir, cfg = cli.load_run(opts.checkpoint_dir, overrides)
-    cli.checkpoint_to_read(run_dir, opts.checkpoint_path)  # before the data is read: is there any?
-    evaluator = Evaluator(run_dir, cfg, opts.split, opts.tta)
+    cli.checkpoint_to_read(run_dir, opts.checkpoint_path, opts.checkpoint)  # before the data is read: is there any?
+    evaluator = Evaluator(run_dir, cfg, opts.split, opts.tta, opts.ema)
     try:
-        result, path = cli.with_checkpoint(run_dir, opts.checkpoint_path, evaluator.evaluate)
+        result, path = cli.with_checkpoint(run_dir, opts, evaluator.evaluate)
     finally:
         evaluator.close()
     split = opts.split
@@ -111,7 +119,11 @@ def evaluate_once(opts, overrides):
     print(f"{split} images: {result['num_examples']}")
     if opts.tta != "none":
         print(f"test-time augmentation: {opts.tta} (each image's probabilities averaged with its mirror's)")
+    if evaluator.averaged:
+        print(f"weights: their moving averages (--ema_decay={cfg.ema_decay:g}; --noema for the weights themselves)")
     print(f"{split} accuracy: {result['accuracy']:.4f}")
+    if "top5_accuracy" in result:
+        print(f"{split} top-5 accuracy: {result['top5_accuracy']:.4f}")
     print(f"{split} loss: {result['loss']:.4f}")
     print()
     print(format_report(result["per_class"], result["confusion_matrix"]))
@@ -139,7 +151,7 @@ def watch(opts, overrides):
                                        f"{opts.watch_timeout:g} s; is training writing to it?") from None
             time.sleep(opts.watch_interval)
     run_dir, cfg = cli.load_run(opts.checkpoint_dir, overrides)
-    evaluator = Evaluator(run_dir, cfg, opts.split, opts.tta)
+    evaluator = Evaluator(run_dir, cfg, opts.split, opts.tta, opts.ema)
     done = set()
     log.info(f"watching {run_dir.checkpoints} (stops {opts.watch_timeout:g} s after the last new checkpoint, "
              "or when training ends)")
@@ -177,14 +189,14 @@ def watch(opts, overrides):
 def main(argv):
     cli.no_arguments(argv)
     opts = options.from_flags(EvaluateOptions, flags.FLAGS)
-    if opts.watch and opts.checkpoint_path:
-        raise errors.UserError("--watch evaluates each new checkpoint; it takes no --checkpoint_path")
+    if opts.watch and (opts.checkpoint_path or opts.checkpoint):
+        raise errors.UserError("--watch evaluates each new checkpoint; it takes no --checkpoint_path or --checkpoint")
     overrides = options.given_flags(flags.FLAGS, cli.RUN_OVERRIDES)
     watch(opts, overrides) if opts.watch else evaluate_once(opts, overrides)
 
 
 def run():
-    cli.run(main, "python -m cnn_tf.evaluate --checkpoint_dir=DIR [--checkpoint_path=P] [--split=S] [--watch]",
+    cli.run(main, "python -m cnn_tf.evaluate --checkpoint_dir=DIR [--checkpoint=latest|best|STEP] [--split=S] [--watch]",
             list(dataclasses.fields(EvaluateOptions)) + cli.RUN_OVERRIDES)
 
 

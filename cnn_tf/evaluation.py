@@ -3,6 +3,7 @@
 Shared by the training loop (validation after each epoch, test at the end) and `evaluate`, so
 both count the same images the same way and print the same accuracy for the same checkpoint.
 """
+import contextlib
 import dataclasses
 import typing
 
@@ -15,7 +16,8 @@ from cnn_tf.visuals import MISTAKES
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """One pass's result: `metrics` {count, loss, accuracy, confusion}, the serialized `test`
+    """One pass's result: `metrics` {count, loss, accuracy, confusion; top5_accuracy for more than 5
+    classes}, the serialized `test`
     `summary`, and with details, every image's class probabilities and label, the confusion matrix
     and the first misclassified images (what cnn_tf.visuals draws)."""
     metrics: dict
@@ -57,6 +59,20 @@ def evaluate_split(sess, g, split, batch_size, details=False):
         return Evaluation(metrics, summary)
     return Evaluation(metrics, summary, {"probabilities": np.concatenate(probabilities), "labels": np.concatenate(labels),
                                          "confusion": metrics["confusion"], "mistakes": mistakes})
+
+
+@contextlib.contextmanager
+def averaged_weights(sess, g):
+    """Within it, the model's variables hold their moving averages (--ema_decay), if the graph keeps
+    any; after it, the weights again, bit for bit."""
+    if g.averages is None:
+        yield
+        return
+    sess.run(g.averages.swap_in)
+    try:
+        yield
+    finally:
+        sess.run(g.averages.swap_out)
 
 
 def visual_summaries(evaluation, class_names):

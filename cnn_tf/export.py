@@ -102,15 +102,15 @@ def main(argv):
         raise UserError("--export_dir is required: where the SavedModel's versions go")
     run_dir, cfg = cli.load_run(opts.checkpoint_dir, options.given_flags(flags.FLAGS, cli.RUN_OVERRIDES))
     record = cli.run_record(run_dir, cfg)
-    final, path = cli.with_checkpoint(run_dir, opts.checkpoint_path,
-                                      lambda path: export(cfg, run_dir, record, path, opts.export_dir, opts.tta))
+    final, path = cli.with_checkpoint(run_dir, opts, lambda path: export(cfg, run_dir, record, path, opts.export_dir,
+                                                                         opts.tta), default="best")
     tta = "" if opts.tta == "none" else f"; test-time augmentation: {opts.tta}"
     print(f"exported {path} to {final} (signatures serving_default: image files, predict_images: uint8 "
           f"arrays{tta})")
 
 
 def run():
-    cli.run(main, "python -m cnn_tf.export --checkpoint_dir=DIR [--checkpoint_path=P] --export_dir=E [--tta=flip]",
+    cli.run(main, "python -m cnn_tf.export --checkpoint_dir=DIR [--checkpoint=best|latest|STEP] --export_dir=E [--tta=flip]",
             list(dataclasses.fields(ExportOptions)) + cli.RUN_OVERRIDES)
 
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from cnn_tf import checkpoints
 from cnn_tf.data.preprocess import bounded, decode, normalize, scale_pixels
+from cnn_tf.graph.averages import shadow_names
 from cnn_tf.graph.contract import InferenceGraph
 from cnn_tf.graph.model import averaged_over_mirrors, model_fn
 
@@ -42,14 +43,18 @@ def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta="n
         variables = tf.compat.v1.global_variables()
         return InferenceGraph(graph=graph, class_names=list(class_names), image_shape=tuple(image_shape),
                               encoded=encoded, images=images, from_files=from_files, from_arrays=from_arrays,
-                              variables=variables, saver=tf.compat.v1.train.Saver(variables))
+                              variables=variables, saver=tf.compat.v1.train.Saver(variables),
+                              averaged_saver=tf.compat.v1.train.Saver(shadow_names(variables)))
 
 
 def restore(sess, g, path):
-    """The model's variables from training checkpoint `path` (a mismatch is one clear line)."""
+    """The model's variables from training checkpoint `path` (a mismatch is one clear line): their
+    moving averages when the run kept them (--ema_decay), as its validation used."""
     checkpoints.check_compatible(path, g.variables)
+    saved = tf.compat.v1.train.NewCheckpointReader(path).get_variable_to_shape_map()
+    averaged = all(name in saved for name in shadow_names(g.variables))
     try:
         with g.graph.as_default():  # Saver works on the default graph
-            g.saver.restore(sess, path)
+            (g.averaged_saver if averaged else g.saver).restore(sess, path)
     except tf.errors.OpError as e:
         raise checkpoints.corrupt(path, e) from e

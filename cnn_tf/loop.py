@@ -13,8 +13,14 @@ everything else (progress, summaries, NaN guard, signals, validation, checkpoint
                  after_step(values of that callback's own fetches)
       after_epoch()       (only for an epoch run to its end)
     after_train(state)    state: "finished", "stopped" or "failed" (an exception is on its way)
+    after_save(path)      when the Checkpoint callback has saved (and listed) a checkpoint
 
-A callback may ask the loop to stop after the current step (`request_stop`), or put the weights
+A callback that must keep something across a restart (the best value so far, a count) returns it
+from `state()`: it is saved with every checkpoint (model.ckpt-N.json) and given back to
+`load_state()` whenever the weights are restored (a resume, a rollback; None: fresh weights).
+
+A callback may ask the loop to stop after the current step (`request_stop`; with `finished=True`
+the run counts as finished: early stopping), or put the weights
 back to an earlier step (`rewind`, after restoring them): the epoch then restarts at that step and
 `after_rewind()` tells every callback. Callbacks run in the order given; `chief_only` ones run on the
 chief (worker 0) only.
@@ -25,6 +31,7 @@ import typing
 import tensorflow as tf
 
 from cnn_tf import checkpoints
+from cnn_tf.errors import UserError
 
 
 @dataclasses.dataclass
@@ -34,6 +41,7 @@ class RunLogs:
     events: typing.Any = None  # EventWriters: write(run, serialized summary, step) to summaries/<run>
     epoch: dict = dataclasses.field(default_factory=dict)  # this epoch's: {"validation": metrics}; reset each epoch
     results: dict = dataclasses.field(default_factory=dict)  # the run's: {"test": metrics} (FinalEvaluation)
+    best: typing.Any = None  # the best checkpoint so far: a cnn_tf.best_checkpoints.Entry (BestCheckpoint)
 
 
 class Callback:
@@ -42,9 +50,17 @@ class Callback:
     what callbacks pass each other is in `trainer.logs` (RunLogs)."""
 
     chief_only = False
+    state_key = None  # the key of `state()` in a checkpoint's state (default: the class name)
 
     def setup(self, trainer):
         self.trainer = trainer
+
+    def state(self):
+        """What to keep across a restart (JSON-able), saved with each checkpoint; None: nothing."""
+        return None
+
+    def load_state(self, state):
+        """`state()` as saved with the checkpoint just restored (None: fresh weights, or none saved)."""
 
     def before_train(self):
         pass
@@ -66,6 +82,9 @@ class Callback:
         pass
 
     def after_train(self, state):
+        pass
+
+    def after_save(self, path):
         pass
 
 
@@ -130,22 +149,44 @@ class Trainer:
         self._step_after_train = g.cluster.step_after_train if g.cluster is not None else None
         self.sess, self.global_step, self.epoch, self.step_in_epoch = None, 0, 0, 0
         self.resumed_from, self.state, self.stop_reason, self.exit_code = None, None, None, 0
+        self._stop_finishes = False
         self.logs = RunLogs()
         self._rewound = False
 
     # What callbacks may call.
-    def request_stop(self, reason, exit_code=0):
-        """Stop after the current step (the callbacks' after_train("stopped") still run)."""
+    def request_stop(self, reason, exit_code=0, finished=False):
+        """Stop after the current step (the callbacks' after_train("stopped") still run; "finished"
+        with `finished`: the run is done, as early stopping says)."""
         if self.stop_reason is None:
-            self.stop_reason, self.exit_code = reason, exit_code
+            self.stop_reason, self.exit_code, self._stop_finishes = reason, exit_code, finished
 
     def restore(self):
-        """The latest complete checkpoint of checkpoint_dir, or fresh weights; returns (step, path)."""
+        """The latest complete checkpoint of checkpoint_dir, or fresh weights; returns (step, path).
+        Every callback's saved state is given back (load_state)."""
         latest = checkpoints.latest(self.checkpoint_dir) if self.checkpoint_dir else None
         if latest:
-            return checkpoints.restore(self.sess, self.g, latest), latest
-        self._initialize(self.sess)
-        return 0, None
+            step = checkpoints.restore(self.sess, self.g, latest)
+        else:
+            self._initialize(self.sess)
+            step = 0
+        states = checkpoints.read_state(latest) if latest else {}
+        for callback in self.callbacks:
+            key = callback.state_key or type(callback).__name__
+            try:
+                callback.load_state(states.get(key))
+            except (TypeError, KeyError, ValueError, AttributeError) as e:
+                raise UserError(f"{latest}.json holds a {key} state this version cannot read ({e!r}): delete the "
+                                "checkpoint's files to fall back to the one before") from e
+        return step, latest
+
+    def callback_states(self):
+        """{key: state} of the callbacks that keep one: what a checkpoint saves with the weights."""
+        states = {c.state_key or type(c).__name__: c.state() for c in self.callbacks}
+        return {key: state for key, state in states.items() if state is not None}
+
+    def saved(self, path):
+        """Checkpoint `path` was saved and listed (the Checkpoint callback calls this)."""
+        self._fire("after_save", path)
 
     def rewind(self, step):
         """The weights were put back to `step`: the epoch restarts there."""
@@ -200,7 +241,7 @@ class Trainer:
                     self.epoch, self.step_in_epoch = self.epoch + 1, 0
             if self._rewound:
                 self._locate()
-        self.state = "stopped" if self.stop_reason is not None else "finished"
+        self.state = "stopped" if self.stop_reason is not None and not self._stop_finishes else "finished"
 
     def _locate(self):
         """The epoch and step in it that the global step stands for (exact in one process)."""

@@ -1,5 +1,5 @@
 """Where the graph learns: the learning rate (cnn_tf.schedules), the optimizer, and the train op's
-gradients: after the batch-norm updates, summed over towers, with adamw's decoupled weight decay.
+gradients: after the batch-norm updates, summed over towers, clipped, with adamw's decoupled weight decay.
 Built by cnn_tf.graph.builder."""
 import tensorflow as tf
 
@@ -87,13 +87,31 @@ def decay_weights(pairs, learning_rate, cfg):
         return [(tf.identity(grad) if grad is not None else None, var) for grad, var in pairs]
 
 
+def clip_by_global_norm(pairs, clip_norm):
+    """--clip_gradient_norm: the summed gradients scaled together so that their global norm is at most
+    `clip_norm` (0: as they are)."""
+    if not clip_norm:
+        return pairs
+    present = [(grad, var) for grad, var in pairs if grad is not None]
+    with tf.compat.v1.name_scope("clip_gradient_norm"):
+        clipped, _ = tf.clip_by_global_norm([grad for grad, _ in present], clip_norm)
+    by_var = {var.op.name: grad for (_, var), grad in zip(present, clipped)}
+    return [(by_var.get(var.op.name), var) for _, var in pairs]
+
+
 def train_op_over_towers(towers, optimizer, devices, cfg, global_step, learning_rate, variables_to_train):
     """Each tower's gradients on its device, summed on /cpu:0 (one tower: its own), applied once;
-    batch-norm moving averages are updated from the first tower's statistics only. Returns the train
-    op and the gradients it applies."""
+    batch-norm moving averages are updated from the first tower's statistics only. Towers on the same
+    device (--gradient_accumulation_steps) run one after the other: a share's forward pass waits for
+    the gradients of the one before, so only one share's activations are held at a time. Returns the
+    train op and the gradients it applies."""
     tower_grads = []
     with tf.compat.v1.name_scope("optimizer"):
-        for tower, device in zip(towers, devices):
+        for i, (tower, device) in enumerate(zip(towers, devices)):
+            if i and device == devices[i - 1]:
+                # The gradient ops are built after every share's forward pass, so the order is added to the
+                # share's first op now (a graph still open takes control inputs).
+                tower.images.op._add_control_inputs([g.op for g, _ in tower_grads[-1] if g is not None])
             with tf.compat.v1.device(device):
                 tower_grads.append(optimizer.compute_gradients(tower.loss, var_list=variables_to_train,
                                                                colocate_gradients_with_ops=True))
@@ -103,6 +121,7 @@ def train_op_over_towers(towers, optimizer, devices, cfg, global_step, learning_
                 for pairs in zip(*tower_grads):
                     grads = [grad for grad, _ in pairs if grad is not None]
                     summed.append((tf.add_n(grads) if grads else None, pairs[0][1]))  # one: itself
+            summed = clip_by_global_norm(summed, cfg.clip_gradient_norm)
             summed = decay_weights(after_updates(summed, cfg.trainable_scopes), learning_rate, cfg)
     with tf.compat.v1.device("/cpu:0"):
         # Outside any name scope: Adam names its beta powers after the scope, and a checkpoint must

@@ -72,13 +72,16 @@ def read_file(path, max_pixels=None):
 
 
 class CheckpointClassifier:
-    def __init__(self, checkpoint_dir, checkpoint_path, overrides, tta="none"):
-        run_dir, cfg = cli.load_run(checkpoint_dir, overrides)
+    def __init__(self, opts, overrides, tta="none"):
+        run_dir, cfg = cli.load_run(opts.checkpoint_dir, overrides)
         record = cli.run_record(run_dir, cfg)  # the trained class names, never the data folder's of today
         self.g = build_inference_graph(cfg, record.image_shape, record.class_names, record.mean_to_subtract(), tta=tta)
         self.g.graph.finalize()
         self.sess = tf.compat.v1.Session(graph=self.g.graph)
-        cli.with_checkpoint(run_dir, checkpoint_path, lambda path: restore(self.sess, self.g, path))
+        # Which checkpoint, said once the images are classified: an error before stays one line.
+        _, path = cli.with_checkpoint(run_dir, opts, lambda path: restore(self.sess, self.g, path), default="best",
+                                      announce=False)
+        self.note = cli.best_note(run_dir, path) if not opts.checkpoint_path else None
         self.class_names = record.class_names
 
     def __call__(self, contents):
@@ -86,6 +89,7 @@ class CheckpointClassifier:
 
 
 class SavedModelClassifier:
+    note = None  # a SavedModel is what it is: no checkpoint to choose
     def __init__(self, saved_model):
         if not os.path.isdir(saved_model):
             raise UserError(f"--saved_model={saved_model} is not a directory; give the --export_dir of export or "
@@ -194,11 +198,13 @@ def main(argv):
     if opts.saved_model:
         classifier = SavedModelClassifier(opts.saved_model)
     else:
-        classifier = CheckpointClassifier(opts.checkpoint_dir, opts.checkpoint_path,
+        classifier = CheckpointClassifier(opts,
                                           options.given_flags(flags.FLAGS, cli.RUN_OVERRIDES), opts.tta)
     results, bad = classify(classifier, paths, opts.batch_size, opts.skip_bad_images, flags.FLAGS.max_image_pixels)
     if results:
         report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
+    if classifier.note and not bad:
+        log.info(classifier.note)
     if bad and not opts.skip_bad_images:  # as `ls` with a missing name: the rest answered, the exit says not all
         sys.exit(exit_codes.USER_ERROR)
 

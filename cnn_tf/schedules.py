@@ -9,6 +9,8 @@ one clone's batches and decayed too late).
                  down along half a cosine to end
     piecewise    values[i] between boundaries_epochs[i-1] and boundaries_epochs[i]
     constant     initial
+    plateau      initial, times a factor the ReduceOnPlateau callback lowers when the validation
+                 metric stops improving (the factor is a variable in the checkpoints)
 
 With --warmup_epochs, every schedule but one_cycle rises linearly from initial / W to initial over
 its first W steps.
@@ -24,9 +26,26 @@ ONE_CYCLE_START = 25.0  # one_cycle starts at initial / 25 (fastai's div)
 ONE_CYCLE_WARMUP = 0.3  # of the run, when --warmup_epochs is 0
 
 
+def rate_at(cfg, step, num_train_examples, num_replicas=1):
+    """The schedule's rate at `step`, as a number (computed in a graph of its own)."""
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        return float(sess.run(learning_rate(cfg, tf.constant(step, tf.int64), num_train_examples, num_replicas)))
+
+
+def horizon_moved(cfg, saved, step, num_train_examples):
+    """What a resume that changed --num_epochs does to a schedule that ends with the run (cosine,
+    one_cycle): a sentence with the epochs it moved by and the rate's jump at `step`; None otherwise."""
+    if cfg.learning_rate_schedule not in ("cosine", "one_cycle") or saved.num_epochs == cfg.num_epochs:
+        return None
+    before, after = rate_at(saved, step, num_train_examples), rate_at(cfg, step, num_train_examples)
+    return (f"--num_epochs moved from {saved.num_epochs} to {cfg.num_epochs}: the {cfg.learning_rate_schedule} "
+            f"schedule now ends {cfg.num_epochs - saved.num_epochs:+d} epochs from where it did; its rate at step "
+            f"{step} jumps from {before:.4g} to {after:.4g}")
+
+
 def learning_rate(cfg, global_step, num_train_examples, num_replicas=1):
     """The learning rate at `global_step` (a tensor), as a float32 tensor named learning_rate."""
-    per_epoch = steps_per_epoch(num_train_examples, cfg.batch_size, num_replicas)
+    per_epoch = steps_per_epoch(num_train_examples, cfg.update_batch_size, num_replicas)
     total = max(1, cfg.num_epochs * per_epoch)
     warmup = cfg.warmup_epochs * per_epoch
     if cfg.learning_rate_schedule == "one_cycle" and not cfg.warmup_epochs:

@@ -13,8 +13,9 @@ import sys
 from absl import flags
 import tensorflow as tf
 
-from cnn_tf import checkpoints, cli, config, distributed, exit_codes, flagfile, options
+from cnn_tf import checkpoints, cli, config, distributed, exit_codes, flagfile, options, resume
 from cnn_tf.callbacks import default_callbacks
+from cnn_tf.class_weights import class_weights
 from cnn_tf.data import load_dataset_for
 from cnn_tf.data.pipeline import AugmentSpec, TrainFeed
 from cnn_tf.errors import UserError
@@ -36,6 +37,8 @@ class TrainResult:
     stop_reason: str = None
     checkpoint: str = None  # the latest complete checkpoint (the chief's)
     metrics: dict = None  # the test split's, at the end of a finished run that has one
+    best: dict = None  # the best checkpoint's {path, step, epoch, value, test: metrics}, when one was kept
+    best_metric: str = None
     worker: str = None  # a worker that is not the chief: its name
 
 
@@ -70,18 +73,24 @@ def _train(cfg, given, cluster, chief, lock):
 
 def _train_in(run_dir, cfg, given, cluster, chief, lock):
     resuming = bool(checkpoints.latest(run_dir.checkpoints))
+    saved = None
     if resuming and tf.io.gfile.exists(run_dir.flags_cfg):
         saved = flagfile.load_config(run_dir.flags_cfg)
-        cfg = config.remembered(cfg, saved, given)
-        config.check_resume(cfg, saved)
+        cfg = resume.remembered(cfg, saved, given)
+        resume.check_resume(cfg, saved)
     # A resume reads its data's record (an image folder is checked file by file before decoding).
     record = RunManifest.read(run_dir.run_json) if resuming else None
     data = load_dataset_for(cfg, record, cfg.train_dir)
+    watching = ([f"--early_stopping_patience={cfg.early_stopping_patience}"] if cfg.early_stopping_patience else []) + (
+        ["--learning_rate_schedule=plateau"] if cfg.learning_rate_schedule == "plateau" else [])
+    if watching and not data.size("validation"):
+        raise UserError(f"{' and '.join(watching)} watch the validation split, and {cfg.dataset} has none here; give "
+                        "--validation_size (or --validation_fraction) above 0")
     if record is not None:
         record.check(data, cfg.train_dir)
     else:
         record = RunManifest.of(cfg, data)
-    g = build_graph_for(cfg, record, data.pipeline, cluster)
+    g = build_graph_for(cfg, record, data.pipeline, cluster, class_weights=class_weights(cfg, data))
     # Checked in full before the train dir is touched; a train dir with checkpoints resumes instead.
     warm_start = WarmStart(cfg, g, record.class_names) if cfg.warm_start_from and not resuming and chief else None
     if chief:
@@ -90,19 +99,21 @@ def _train_in(run_dir, cfg, given, cluster, chief, lock):
         if bool(checkpoints.latest(run_dir.checkpoints)) != resuming:
             raise UserError(f"another process wrote checkpoints into {cfg.train_dir} while this one started; run "
                             "the same command again to resume from them")
-    feed = TrainFeed(g.inputs.pipeline, data.split("train"), cfg.batch_size, cfg.seed, AugmentSpec.of(cfg),
+    feed = TrainFeed(g.inputs.pipeline, data.split("train"), cfg.update_batch_size, cfg.seed, AugmentSpec.of(cfg),
                      **(dict(worker=cluster.task_index, num_workers=cluster.num_workers, sync=cluster.sync)
                         if cluster else {}))
     session = None
     if cluster:
         g, session = distributed.join(cluster, g, hardware.session_config(cfg))
-    trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start, cluster, record), cfg.num_epochs,
+    trainer = Trainer(g, feed, default_callbacks(cfg, run_dir, data, warm_start, cluster, record, saved), cfg.num_epochs,
                       hardware.session_config(cfg), run_dir.checkpoints, initialize=warm_start, is_chief=chief,
                       session=session)
     trainer.train()
     return TrainResult(trainer.state, trainer.exit_code, trainer.global_step, trainer.steps_per_epoch,
                        trainer.stop_reason, checkpoints.latest(run_dir.checkpoints) if chief else None,
-                       trainer.logs.results.get("test") if chief else None, None if chief else cluster.name())
+                       trainer.logs.results.get("test") if chief else None,
+                       best=trainer.logs.results.get("best") if chief else None, best_metric=cfg.best_metric,
+                       worker=None if chief else cluster.name())
 
 
 def report(result):
@@ -117,8 +128,14 @@ def report(result):
         print(f"stopped by {result.stop_reason} at global step {step} (epoch {step // per_epoch + 1}, step "
               f"{step % per_epoch} of {per_epoch}); {saved}. Run the same command to continue.", flush=True)
     elif result.state == "finished":
+        if result.stop_reason:
+            print(f"finished early: {result.stop_reason}")
         print(f"checkpoint: {result.checkpoint}")
         print(f"test accuracy: {result.metrics['accuracy']:.4f}" if result.metrics else "no test split to evaluate")
+        best = result.best
+        if best and best["test"]:
+            print(f"best checkpoint: {best['path']} (epoch {best['epoch']}, {result.best_metric} {best['value']:.4f}): "
+                  f"test accuracy {best['test']['accuracy']:.4f}")
 
 
 def main(argv):

@@ -5,6 +5,8 @@
     <train_dir>/lock                 held by the training process (cnn_tf.lock)
     <train_dir>/status.json          running | finished | stopped | failed, at which global step
     <train_dir>/checkpoints/         model.ckpt-<global_step>.*, checkpoint
+    <train_dir>/checkpoints/best/    the best checkpoints and best.json (cnn_tf.best_checkpoints)
+    <train_dir>/history.csv          one row per epoch (cnn_tf.callbacks.history)
     <train_dir>/summaries/train|test|eval
     <train_dir>/eval/metrics.json    the latest `evaluate` result
 """
@@ -27,6 +29,8 @@ class TrainDir:
         self.flags_cfg = os.path.join(path, "flags.cfg")
         self.run_json = os.path.join(path, "run.json")
         self.checkpoints = os.path.join(path, "checkpoints")
+        self.best = os.path.join(self.checkpoints, "best")
+        self.history_csv = os.path.join(path, "history.csv")
         self.eval = os.path.join(path, "eval")
         self.status_json = os.path.join(path, "status.json")
 

@@ -8,7 +8,7 @@ batch, optimizer and precision, measured in one run on this machine (`make bench
 For each model and precision, the frameworks take turns, `--rounds` times (so a slow spell of a
 shared machine hits them all alike), each timing `--steps` training steps after `--warmup`:
 - cnn_tf: the real code path, `cnn_tf.loop.Trainer` with its per-step callbacks (NaN guard, train
-  summaries, a live progress bar written to /dev/null) on the graph `build_graph` makes from the
+  summaries, the epoch's train means, a live progress bar written to /dev/null) on the graph `build_graph` makes from the
   model's config; and the same graph's bare step (sess.run(train_op) alone), so the loop's own cost
   shows; and (`--towers=2`) the loop with --num_towers=2 on as many CPU devices;
 - Keras: `keras.Model.fit` (verbose=0), timed from the end of the warm-up batches by a callback;
@@ -41,7 +41,7 @@ import cnn_tf  # noqa: E402,F401  (first: it loads TensorFlow quietly)
 import tensorflow as tf  # noqa: E402
 
 from cnn_tf import config, flagfile  # noqa: E402
-from cnn_tf.callbacks import EventWriters, NanGuard, Progress, TrainSummaries  # noqa: E402
+from cnn_tf.callbacks import EventWriters, NanGuard, Progress, TrainMeans, TrainSummaries  # noqa: E402
 from cnn_tf.data.pipeline import TrainFeed  # noqa: E402
 from cnn_tf.evaluation import evaluate_split  # noqa: E402
 from cnn_tf.graph import build_graph, cpu_has_bfloat16, hardware  # noqa: E402
@@ -113,7 +113,7 @@ class CnnTf:
         self.clock = Clock(warmup)
         callbacks = [NanGuard(), TrainSummaries(hp.summary_every_n_steps),
                      EventWriters(TrainDir(tempfile.mkdtemp(prefix="cnn_tf_bench_"))),
-                     Progress(file=self.devnull), self.clock]
+                     TrainMeans(), Progress(file=self.devnull), self.clock]
         self.feed = TrainFeed(self.g.inputs.pipeline, (x, y), hp.batch_size)
         self.trainer = Trainer(self.g, self.feed, callbacks, num_epochs=1 << 30,
                                session_config=hardware.session_config(hp))

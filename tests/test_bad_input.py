@@ -174,7 +174,12 @@ def test_a_disk_that_fills_while_saving_keeps_the_previous_checkpoint(lenet_and_
     shutil.copytree(lenet_dir, train_dir)
     checkpoint_dir = os.path.join(train_dir, "checkpoints")
     previous = checkpoints.latest(checkpoint_dir)
-    saved = {name: open(os.path.join(checkpoint_dir, name), "rb").read() for name in os.listdir(checkpoint_dir)}
+
+    def contents():  # every file of checkpoints/ and checkpoints/best/
+        return {os.path.relpath(os.path.join(folder, name), checkpoint_dir): open(os.path.join(folder, name), "rb").read()
+                for folder, _, names in os.walk(checkpoint_dir) for name in names}
+
+    saved = contents()
 
     def small_disk():  # files may not grow past 4 MB: the 40 MB checkpoint cannot be written
         resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))
@@ -187,5 +192,4 @@ def test_a_disk_that_fills_while_saving_keeps_the_previous_checkpoint(lenet_and_
     check_one_clear_line(result, "could not write checkpoint", "disk full")
     assert f"the previous checkpoint {previous} is intact" in result.stderr
     assert checkpoints.latest(checkpoint_dir) == previous
-    assert {name: open(os.path.join(checkpoint_dir, name), "rb").read()
-            for name in os.listdir(checkpoint_dir)} == saved  # byte for byte, and nothing half-written left
+    assert contents() == saved  # byte for byte, and nothing half-written left

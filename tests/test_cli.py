@@ -35,7 +35,8 @@ def test_train_learns_and_prints_test_accuracy(trained, data_dir):
 
 def test_train_dir_layout_and_flags_cfg(trained):
     train_dir, _ = trained
-    assert sorted(os.listdir(train_dir)) == ["checkpoints", "flags.cfg", "run.json", "status.json", "summaries"]
+    assert sorted(os.listdir(train_dir)) == ["checkpoints", "flags.cfg", "history.csv", "run.json", "status.json",
+                                            "summaries"]
     flags_cfg = open(os.path.join(train_dir, "flags.cfg")).read().splitlines()
     assert "--model=lenet" in flags_cfg and "--batch_size=64" in flags_cfg
     assert f"--train_dir={train_dir}" in flags_cfg

@@ -173,7 +173,8 @@ def test_the_launcher_trains_on_one_ps_and_two_workers(data_dir, tmp_path, sync)
     # Only the chief wrote into the train dir, and no cluster flag went into flags.cfg.
     chief_pid = int(re.search(r"\[cluster\] worker0 at \S+, pid (\d+)", result.stdout).group(1))
     assert json.load(open(os.path.join(train_dir, "status.json")))["pid"] == chief_pid
-    assert set(os.listdir(train_dir)) <= {"checkpoints", "eval", "flags.cfg", "run.json", "status.json", "summaries"}
+    assert set(os.listdir(train_dir)) <= {"checkpoints", "eval", "flags.cfg", "history.csv", "run.json", "status.json",
+                                       "summaries"}
     saved = open(os.path.join(train_dir, "flags.cfg")).read()
     assert "--job_name" not in saved and "--ps_hosts" not in saved and "--sync_replicas" not in saved
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnn_tf.callbacks import Progress
+from cnn_tf.callbacks import Progress, TrainMeans
 from cnn_tf.evaluation import format_report, per_class_metrics
 from conftest import ROOT, run_cli, setup_trainer
 
@@ -22,7 +22,7 @@ def test_help_lists_the_projects_flags_grouped_and_exits_0():
     for cli, groups in GROUPS.items():
         result = run_cli(cli, "--help")
         assert result.returncode == 0, result.stderr
-        head = result.stdout.splitlines()[:60]
+        head = result.stdout.splitlines()[:100]
         assert head[0].startswith(f"usage: python -m cnn_tf.{cli} ")
         assert [line for line in head if line in groups] == groups, head
         flag = "--num_epochs" if cli == "train" else "--checkpoint_dir"
@@ -44,7 +44,7 @@ def test_a_misspelled_flag_suggests_the_nearest():
 def test_progress_bar_keeps_loss_accuracy_and_speed_in_order_at_80_columns():
     out = io.StringIO()
     # every update drawn (tqdm otherwise draws at most every 0.1 s: a fast machine would show none)
-    trainer = setup_trainer([Progress(file=out, ncols=80, mininterval=0)], num_epochs=20)  # "epoch 20/20": widest
+    trainer = setup_trainer([TrainMeans(), Progress(file=out, ncols=80, mininterval=0)], num_epochs=20)  # "epoch 20/20": widest
     trainer.train()
     frames = [frame for frame in re.split(r"[\r\n]", out.getvalue()) if "loss " in frame and "%|" in frame]
     assert frames, out.getvalue()

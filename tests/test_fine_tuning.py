@@ -12,7 +12,7 @@ from cnn_tf.data.preprocess import decode
 from cnn_tf.errors import UserError
 from cnn_tf.fine_tuning import WarmStart
 from cnn_tf.graph import build_graph
-from conftest import make_folder_layout, make_images, run_cli, write_image
+from conftest import make_folder_layout, make_images, printed_accuracy, run_cli, write_image
 
 NUM_CLASSES = 5
 
@@ -144,7 +144,7 @@ def test_fine_tuning_trains_only_the_trainable_scopes_and_resumes_instead_of_war
     assert (f"warm start: 12 of the model's 14 variables from {source} (a mnist run, 10 classes); from their "
             "initializer: lenet/fc4" in result.stdout), result.stdout
     assert "3,269,509 parameters, 3,217,413 trained (lenet/fc3,lenet/fc4)" in result.stdout, result.stdout
-    assert float(result.stdout.split("test accuracy: ")[1]) > 0.6
+    assert printed_accuracy(result.stdout) > 0.6
     tuned, saved = weights(checkpoints.latest(os.path.join(train_dir, "checkpoints"))), weights(source)
     steps = tuned["global_step"]
     assert steps == 5  # 320 training images / 64: the step count starts at 0, not at the source's

@@ -1,4 +1,7 @@
 """The graph builder: named tensors, loss with weight decay, schedule, train op, eval totals."""
+import math
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,7 +9,7 @@ import tensorflow as tf
 from cnn_tf import config
 from cnn_tf.evaluation import evaluate_split, per_class_metrics
 from cnn_tf.data.pipeline import steps_per_epoch
-from cnn_tf.graph import PER_EPOCH, TEST, TRAIN, build_graph, hardware
+from cnn_tf.graph import PER_EPOCH, TEST, TRAIN, build_graph, hardware, state
 from cnn_tf.schedules import learning_rate as learning_rate_schedule
 from conftest import make_images
 
@@ -236,3 +239,27 @@ def test_checkpoints_move_between_float32_and_float16_runs(tmp_path):
     assert "current_loss_scale" not in restored
     for name, value in restored.items():
         np.testing.assert_array_equal(value, float16_values[name], err_msg=name)
+
+
+def test_evaluation_counts_the_top5_accuracy_of_more_than_5_classes():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(40, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 40)
+    rank = (logits > logits[np.arange(40), labels][:, None]).sum(axis=1)  # classes scored above the label
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        label = tf.compat.v1.placeholder(tf.int64, [None])
+        logit = tf.compat.v1.placeholder(tf.float32, [None, 10])
+        predictions = tf.argmax(logit, 1)
+        head = types.SimpleNamespace(logits=logit, loss=tf.constant(0.0), predictions=predictions,
+                                     correct=tf.equal(predictions, label), end_points={})
+        totals = state.eval_totals(label, head, 10)
+        sess.run(tf.compat.v1.local_variables_initializer())
+        for batch in (slice(0, 25), slice(25, 40)):  # counted over batches of any size
+            sess.run(totals.update, {label: labels[batch], logit: logits[batch]})
+        metrics = sess.run(totals.metrics)
+    assert math.isclose(metrics["top5_accuracy"], float((rank < 5).mean()), rel_tol=1e-6)
+    assert metrics["top5_accuracy"] > metrics["accuracy"] == np.float32((rank == 0).mean())
+    with tf.Graph().as_default():  # of 5 classes or fewer it would always be 1: not counted
+        head = types.SimpleNamespace(logits=tf.zeros([2, 3]), loss=tf.constant(0.0), predictions=tf.zeros([2], tf.int64),
+                                     correct=tf.ones([2], tf.bool), end_points={})
+        assert "top5_accuracy" not in state.eval_totals(tf.zeros([2], tf.int64), head, 3).metrics

@@ -39,9 +39,13 @@ def free_port():
 
 
 def concrete(command, train_dir, small_flags):
-    """The command with a small run's values: the train dir for DIR and runs/<run>, the latest
-    checkpoint's step for N, the first choice of an optional [--flag=a|b], no [--flag=value ...]."""
+    """The command with a small run's values: the train dir for DIR and runs/lenet_fashion_mnist (a
+    train dir of its own, beside it, for another runs/<run>), the latest checkpoint's step for N, the
+    first choice of an optional [--flag=a|b], no [--flag=value ...]."""
     command = command.replace("runs/lenet_fashion_mnist", train_dir)
+    command = re.sub(r"\bruns/(\w+)", rf"{train_dir}_\1", command)
+    if "--train_dir=" in command:  # its own train dir, not the small run's
+        small_flags = [flag for flag in small_flags if not flag.startswith("--train_dir=")]
     command = re.sub(r"\bDIR\b", train_dir, command)
     latest = checkpoints.latest(os.path.join(train_dir, "checkpoints"))
     if latest:

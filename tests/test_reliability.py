@@ -1,5 +1,6 @@
 """Training survives SIGKILL at any moment, stops cleanly on SIGTERM/SIGINT, handles NaN, and
 `evaluate --watch` follows a running training. Real processes, really killed."""
+import csv
 import json
 import os
 import random
@@ -11,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from cnn_tf import checkpoints
-from conftest import finish, run_cli, small_run_flags, start, tensorboard_steps
+from conftest import finish, printed_accuracy, run_cli, small_run_flags, start, tensorboard_steps
 
 STEPS_PER_EPOCH = 16  # 1000 training images in batches of 64
 
@@ -24,8 +25,14 @@ def weights(path):
 def unlisted_files(checkpoint_dir):
     """Files of no checkpoint the state file lists: a write under way, or left over."""
     listed = {os.path.basename(p) for p in checkpoints.listed(checkpoint_dir)}
-    return [n for n in os.listdir(checkpoint_dir) if n != "checkpoint" and n.rsplit(".", 1)[0] not in listed
+    return [n for n in os.listdir(checkpoint_dir) if n not in ("checkpoint", "best") and n.rsplit(".", 1)[0] not in listed
             and n.split(".data-")[0] not in listed]
+
+
+def history(train_dir):
+    """history.csv's rows without the columns that time a run."""
+    with open(os.path.join(train_dir, "history.csv")) as f:
+        return [{k: v for k, v in row.items() if k not in ("wall_time", "images_per_sec")} for row in csv.DictReader(f)]
 
 
 def kill_during_checkpoint_write(process, checkpoint_dir):
@@ -44,7 +51,7 @@ def kill_during_checkpoint_write(process, checkpoint_dir):
 @pytest.mark.parametrize("source", ["memory", "tfrecord"])
 def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(data_dir, tmp_path, source):
     flags = ["--num_epochs=4", "--deterministic", "--max_num_checkpoint=2", "--summary_every_n_steps=3",
-             "--progress=false"]
+             "--progress=false", "--keep_best=2", "--best_metric=validation_loss", "--ema_decay=0.99"]
     if source == "tfrecord":  # streamed from shards: a resume skips to the same batch of the same order
         from cnn_tf import config
         from cnn_tf.data.convert import convert
@@ -84,13 +91,28 @@ def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(da
         steps = tensorboard_steps(os.path.join(killed_dir, "summaries", kind), tag)
         assert steps == list(range(period, 4 * STEPS_PER_EPOCH + 1, period)), (kind, steps)
 
-    # Bit for bit the uninterrupted run: weights, Adam slots, batch-norm statistics, accuracy.
+    # Bit for bit the uninterrupted run: weights, their moving averages, Adam slots, batch-norm statistics, accuracy.
     got = weights(os.path.join(checkpoint_dir, final))
     expected = weights(os.path.join(reference_dir, "checkpoints", final))
     assert got.keys() == expected.keys()
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
     assert [line for line in out.splitlines() if line.startswith("test accuracy")] == reference_accuracy
+
+    # One history row per epoch, as the uninterrupted run's; the same best checkpoints, bit for bit.
+    rows = history(killed_dir)
+    assert [int(row["global_step"]) for row in rows] == [16, 32, 48, 64]
+    assert rows == history(reference_dir)
+    best = json.load(open(os.path.join(checkpoint_dir, "best", "best.json")))
+    reference_best = json.load(open(os.path.join(reference_dir, "checkpoints", "best", "best.json")))
+    assert [(e["step"], e["value"]) for e in best["kept"]] == [(e["step"], e["value"]) for e in reference_best["kept"]]
+    assert sorted(os.listdir(os.path.join(checkpoint_dir, "best"))) == sorted(
+        os.listdir(os.path.join(reference_dir, "checkpoints", "best")))
+    for entry, reference_entry in zip(best["kept"], reference_best["kept"]):
+        got = weights(os.path.join(checkpoint_dir, "best", entry["checkpoint"]))
+        expected = weights(os.path.join(reference_dir, "checkpoints", "best", reference_entry["checkpoint"]))
+        for name in expected:
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
 
 
 @pytest.mark.slow
@@ -123,10 +145,11 @@ def test_sigterm_and_sigint_save_where_they_stopped_and_say_how_to_continue(data
     result = run_cli("train", *args)
     assert result.returncode == 0, result.stderr
     assert f"resuming from {checkpoint_dir}/model.ckpt-{step} at global step {step}" in result.stdout
-    if step % STEPS_PER_EPOCH:  # the first epoch line counts only the steps run since the resume
-        first = next(line for line in result.stdout.splitlines() if line.startswith("epoch "))
-        assert f"({STEPS_PER_EPOCH - step % STEPS_PER_EPOCH} steps, from step {step % STEPS_PER_EPOCH} of " \
-               f"{STEPS_PER_EPOCH})" in first, first
+    # The epoch the stop cut in two is one epoch: its means cover all of its steps (they were saved with the
+    # stop's checkpoint), and the history has each epoch once.
+    first = next(line for line in result.stdout.splitlines() if line.startswith("epoch "))
+    assert "steps, from step" not in first, first
+    assert [row["epoch"] for row in history(train_dir)] == [str(e) for e in range(1, 7)]
     assert checkpoints.latest(checkpoint_dir).endswith(f"model.ckpt-{6 * STEPS_PER_EPOCH}")
 
 
@@ -162,7 +185,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint_finite_or_ro
     assert "rolled back to step 16" in result.stdout and "(rollback 1 of at most 3)" in result.stdout
     latest = checkpoints.latest(checkpoint_dir)
     assert latest.endswith("model.ckpt-32") and all_finite(latest)
-    assert float(result.stdout.split("test accuracy: ")[1]) > 0.8
+    assert printed_accuracy(result.stdout) > 0.8
     # TensorBoard shows no trace of the diverged steps: each train step once, in order.
     steps = tensorboard_steps(os.path.join(train_dir, "summaries", "train"), "loss")
     assert steps == sorted(set(steps)) and steps[-1] == 30

@@ -1,13 +1,17 @@
 """Every learning-rate schedule at chosen steps, its bad flags as one line, and a stopped and resumed
 run that continues its schedule exactly."""
 import math
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from cnn_tf import schedules
+from cnn_tf.callbacks import ReduceOnPlateau
 from cnn_tf.config import RunConfig
+from cnn_tf.resume import check_resume
+from cnn_tf.graph import build_graph
 from cnn_tf.errors import UserError
 from conftest import finish, run_cli, small_run_flags, start
 
@@ -88,3 +92,25 @@ def test_a_stopped_and_resumed_run_continues_the_schedule_exactly(tmp_path, data
     # A summary's step is the global step after the update its rate was used in.
     cfg = RunConfig(learning_rate_schedule="cosine", warmup_epochs=0.5, batch_size=64, num_epochs=3)
     np.testing.assert_allclose([logged[s] for s in steps], rates(cfg, [s - 1 for s in steps]), rtol=1e-6)
+
+
+def test_plateau_lowers_the_rate_after_its_patience_and_never_below_the_minimum():
+    cfg = RunConfig(learning_rate_schedule="plateau", initial_learning_rate=0.1, min_learning_rate=0.002)
+    g = build_graph(cfg, (28, 28, 1), 10, 100)
+    with tf.compat.v1.Session(graph=g.graph) as sess:
+        sess.run(g.saving.init_op)
+        trainer = types.SimpleNamespace(sess=sess, g=g, global_step=0, logs=types.SimpleNamespace(epoch={}))
+        callback = ReduceOnPlateau("validation_loss", factor=0.1, patience=2, initial_rate=0.1, min_rate=0.002)
+        callback.trainer = trainer
+        seen = []
+        for loss in (1.0, 0.9, 0.95, 0.91, 0.89, 0.9, 0.9, 0.9, 0.9):
+            trainer.logs.epoch = {"validation": {"loss": loss}}
+            callback.after_epoch()
+            seen.append(round(float(sess.run(g.train_ops.learning_rate)), 6))
+    # 0.95 and 0.91 do not beat 0.9: lowered after the second; 0.89 is a new best; then twice more, to the floor.
+    assert seen == [0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.002, 0.002, 0.002]
+    assert callback.state() == {"best": 0.89, "wait": 0}
+    # The factor is a variable of the checkpoint; a resume cannot switch to or from plateau.
+    assert "plateau/learning_rate_scale" in {v.op.name for v in g.graph.get_collection("variables")}
+    with pytest.raises(UserError, match="cannot switch to or from it on a resume"):
+        check_resume(RunConfig(learning_rate_schedule="plateau"), RunConfig(learning_rate_schedule="cosine"))

@@ -186,7 +186,8 @@ def test_renamed_and_moved_class_folders_keep_the_trained_class_names(tmp_path):
     assert predict_json(train_dir, *probe) == before
     export = run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={tmp_path / 'export'}")
     assert export.returncode == 0, export.stderr
-    assert open(os.path.join(str(tmp_path / "export"), "9", "assets", "class_names.txt")).read() == "bird\ncat\ndog\n"
+    (version,) = os.listdir(tmp_path / "export")  # the best checkpoint's step
+    assert open(os.path.join(str(tmp_path / "export"), version, "assets", "class_names.txt")).read() == "bird\ncat\ndog\n"
     saved = run_cli("predict", f"--saved_model={tmp_path / 'export'}", "--format=json", "--top_k=3", *probe)
     assert saved.returncode == 0, saved.stderr
     assert [[p["class"] for p in e["predictions"]] for e in json.loads(saved.stdout)] == \
@@ -308,10 +309,10 @@ def test_a_reader_retries_on_the_new_latest_when_the_latest_vanishes_while_read(
             raise UserError("cannot read checkpoint: not found")
         return "ok"
 
-    assert cli.with_checkpoint(run_dir, None, use) == ("ok", os.path.join(ckpt, "model.ckpt-16"))
+    assert cli.with_checkpoint(run_dir, cli.CheckpointOptions(), use) == ("ok", os.path.join(ckpt, "model.ckpt-16"))
     assert read == ["model.ckpt-32", "model.ckpt-16"]
     with pytest.raises(UserError):  # a checkpoint that is there but unreadable is an error, not retried
-        cli.with_checkpoint(run_dir, None, lambda path: (_ for _ in ()).throw(UserError("corrupt")))
+        cli.with_checkpoint(run_dir, cli.CheckpointOptions(), lambda path: (_ for _ in ()).throw(UserError("corrupt")))
 
 
 def test_repair_removes_only_provably_incomplete_parts_of_our_checkpoints(tmp_path):

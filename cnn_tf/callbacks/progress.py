@@ -15,9 +15,9 @@ BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{r
 
 class Progress(Callback):
     """A tqdm bar while an epoch runs (loss, accuracy, images/s; on a terminal only, unless `file`
-    is given), then one line: the epoch's mean train loss and accuracy, images/s, what validation
-    put in `trainer.logs.epoch`, and the epoch's wall time. An epoch begun mid-way (a resume, a
-    rollback) says over how many steps its means are."""
+    is given), then one line: the epoch's mean train loss and accuracy and images/s (TrainMeans'),
+    what validation put in `trainer.logs.epoch`, and the epoch's wall time. An epoch begun mid-way
+    (a rollback) says over how many steps its means are."""
 
     def __init__(self, enabled=True, file=None, ncols=None, mininterval=0.1):
         self.enabled, self.file, self.ncols, self.mininterval, self.bar = enabled, file, ncols, mininterval, None
@@ -26,8 +26,7 @@ class Progress(Callback):
         t = self.trainer
         self._close_bar()
         self.started = time.perf_counter()
-        self.steps, self.loss_sum, self.accuracy_sum, self.train_seconds = 0, 0.0, 0.0, 1e-9
-        self.first_step = t.step_in_epoch
+        self.steps, self.train_seconds = 0, 1e-9
         self.bar = tqdm.tqdm(total=t.steps_per_epoch, initial=t.step_in_epoch, desc=f"epoch {t.epoch + 1}/{t.num_epochs}",
                              disable=None if self.enabled and not self.file else not self.enabled,
                              leave=False, file=self.file, ncols=self.ncols, mininterval=self.mininterval,
@@ -41,8 +40,6 @@ class Progress(Callback):
             return
         self.train_seconds = time.perf_counter() - self.started  # not validation's or the checkpoint's
         self.steps += 1
-        self.loss_sum += values["loss"]
-        self.accuracy_sum += values["accuracy"]
         if self.steps % 10 == 1 or self.trainer.step_in_epoch == self.trainer.steps_per_epoch:
             rate = self.steps * self.trainer.feed.batch_size / self.train_seconds
             self.bar.set_postfix_str(f"loss {values['loss']:.4f} acc {values['accuracy']:.4f} {rate:.0f} img/s",
@@ -53,10 +50,10 @@ class Progress(Callback):
         t = self.trainer
         self._close_bar()
         seconds = time.perf_counter() - self.started
-        steps = max(self.steps, 1)
-        since = f" ({self.steps} steps, from step {self.first_step} of {t.steps_per_epoch})" if self.first_step else ""
-        line = (f"epoch {t.epoch + 1}/{t.num_epochs}  step {t.global_step}  train loss {self.loss_sum / steps:.4f} "
-                f"acc {self.accuracy_sum / steps:.4f}{since}  {self.steps * t.feed.batch_size / self.train_seconds:.0f} img/s")
+        train = t.logs.epoch["train"]
+        since = f" ({train['steps']} steps, from step {train['first_step']} of {t.steps_per_epoch})" if train["first_step"] else ""
+        line = (f"epoch {t.epoch + 1}/{t.num_epochs}  step {t.global_step}  train loss {train['loss']:.4f} "
+                f"acc {train['accuracy']:.4f}{since}  {train['images_per_sec']:.0f} img/s")
         validation = t.logs.epoch.get("validation")
         if validation:
             line += (f"  validation loss {validation['loss']:.4f} acc {validation['accuracy']:.4f} "

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from cnn_tf.graph.hardware import tower_devices
 from cnn_tf.loop import Callback
+from cnn_tf.schedules import horizon_moved
 
 
 def _count(n):
@@ -19,10 +20,12 @@ def _parameters(variables):
 class StartupSummary(Callback):
     """One aligned line each: dataset and where it was read from, split sizes, classes, image shape,
     model and parameter count, devices, precision, train dir, and whether the run starts, resumes
-    (from which checkpoint and step) or has nothing left to do."""
+    (from which checkpoint and step, and what a changed --num_epochs did to the schedule) or has
+    nothing left to do."""
 
-    def __init__(self, cfg, data, warm_start=None, cluster=None, file=None):
+    def __init__(self, cfg, data, warm_start=None, cluster=None, file=None, saved=None):
         self.cfg, self.data, self.warm_start, self.cluster, self.file = cfg, data, warm_start, cluster, file
+        self.saved = saved  # the RunConfig a resumed run was trained with (its flags.cfg)
 
     def setup(self, trainer):
         super().setup(trainer)
@@ -36,17 +39,19 @@ class StartupSummary(Callback):
         classes = f"{len(names)}: {', '.join(names[:10])}" + (f", ... ({len(names) - 10} more)" if len(names) > 10 else "")
         devices = tower_devices(cfg)
         towers = f" ({cfg.num_towers} towers of {cfg.batch_size // cfg.num_towers} images)" if cfg.num_towers > 1 else ""
+        batch = (f"{cfg.update_batch_size} ({cfg.gradient_accumulation_steps} batches of {cfg.batch_size})"
+                 if cfg.gradient_accumulation_steps > 1 else f"{cfg.batch_size}")
         if t.global_step >= t.max_steps:
             state = (f"already done: trained {t.num_epochs} epochs (global step {t.global_step}); raise --num_epochs "
                      "to train on")
         elif self.cluster and not self.cluster.is_chief:
-            state = (f"joining at global step {t.global_step}: {t.steps_per_epoch} steps of {cfg.batch_size} images "
+            state = (f"joining at global step {t.global_step}: {t.steps_per_epoch} steps of {batch} images "
                      f"an epoch, until global step {t.max_steps}")
         elif t.resumed_from:
             state = (f"resuming from {t.resumed_from} at global step {t.global_step} (epoch "
                      f"{t.epoch + 1}, step {t.step_in_epoch} of {t.steps_per_epoch})")
         else:
-            state = f"starting: {t.num_epochs} epoch{'s' if t.num_epochs > 1 else ''} of {t.steps_per_epoch} steps of {cfg.batch_size} images"
+            state = f"starting: {t.num_epochs} epoch{'s' if t.num_epochs > 1 else ''} of {t.steps_per_epoch} steps of {batch} images"
         # Which weights: said every time a run could warm-start, as slim's users had to guess.
         if self.warm_start and not t.resumed_from:
             state += f"; warm start: {self.warm_start.summary()}"
@@ -56,6 +61,9 @@ class StartupSummary(Callback):
         if self.trained != self.parameters:
             model += f", {_count(self.trained)} trained ({','.join(cfg.trainable_scopes)})"
         rows = []
+        moved = self.saved and t.resumed_from and horizon_moved(cfg, self.saved, t.global_step, data.size("train"))
+        if moved:
+            rows.append(("schedule", moved))
         if self.cluster:
             c = self.cluster
             rows.append(("cluster", f"{c.name()} of {c.num_workers} workers{' (the chief)' if c.is_chief else ''}, "
@@ -69,9 +77,29 @@ class StartupSummary(Callback):
             ("devices", ", ".join(devices) + towers),
             ("precision", t.g.precision),
             ("train dir", cfg.train_dir),
+            ("saving", self._keeping()),
             *rows,
             ("run", state),
         ], self.file)
+
+
+    def _keeping(self):
+        """What the run keeps, and when it stops before --num_epochs."""
+        cfg, best = self.cfg, self.trainer.logs.best
+        every = [f"{cfg.checkpoint_every_steps} steps"] * bool(cfg.checkpoint_every_steps) + [
+            f"{cfg.checkpoint_every_secs:g} s"] * bool(cfg.checkpoint_every_secs)
+        text = f"every epoch{''.join(f' and {e}' for e in every)}, the last {cfg.max_num_checkpoint}"
+        if cfg.keep_best and not self.data.size("validation"):
+            text += "; no best checkpoint: no validation split"
+        elif cfg.keep_best:
+            text += f"; the best {cfg.keep_best} by {cfg.best_metric} in checkpoints/best"
+            text += f" (so far: {best.value:.4f} at epoch {best.epoch})" if best else ""
+        if cfg.early_stopping_patience:
+            start = f" after epoch {cfg.early_stopping_start_epoch}" if cfg.early_stopping_start_epoch else ""
+            epochs = "epoch" if cfg.early_stopping_patience == 1 else "epochs"
+            text += (f"; early stopping after {cfg.early_stopping_patience} {epochs}{start} without "
+                     f"{cfg.best_metric} improving by more than {cfg.early_stopping_min_delta:g}")
+        return text
 
 
 def print_summary(rows, file=None):

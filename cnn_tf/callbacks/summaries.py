@@ -59,12 +59,16 @@ class EventWriters(Callback):
         self._mark_restart()
 
     def after_epoch(self):
+        self.flush()
+
+    def flush(self):
         for writer in self.writers.values():
             writer.flush()
 
     def after_train(self, state):
         for writer in self.writers.values():
             writer.close()
+        self.writers = {}  # a save after this (a stop's checkpoint) has nothing left to flush
 
 
 class TrainSummaries(Callback):

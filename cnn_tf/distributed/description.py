@@ -120,6 +120,12 @@ def cluster_from(cfg, environ=os.environ):
     if cfg.on_nan == "rollback":
         raise UserError("--on_nan=rollback restores weights in one process only; in a cluster use --on_nan=stop "
                         "and restart from the last checkpoint")
+    if cfg.early_stopping_patience:
+        raise UserError("--early_stopping_patience stops one process's run; a cluster trains --num_epochs (the best "
+                        "checkpoint is still kept: --keep_best)")
+    if cfg.ema_decay:
+        raise UserError("--ema_decay averages the weights in one process (validation swaps the averages into the "
+                        "variables the workers share); leave it out in a cluster")
     return Cluster(job, index, ps, workers, bool(cfg.sync_replicas), cfg.worker_timeout)
 
 

@@ -1,5 +1,5 @@
 """Where the training graph is built: input, towers, loss, metrics, learning rate, train op, state,
-summaries, all in one explicit tf.Graph, returned as a TrainGraph (cnn_tf.graph.contract).
+summaries, the weights' moving averages, all in one explicit tf.Graph, returned as a TrainGraph (cnn_tf.graph.contract).
 
 The model is built more than once on the same variables: the training towers (batch statistics,
 dropout; one, or --num_towers on as many devices, each on its share of the batch) that the train op
@@ -14,6 +14,7 @@ from cnn_tf.data.pipeline import InputPipeline
 from cnn_tf.data.preprocess import normalize
 from cnn_tf.fine_tuning import variables_to_train
 from cnn_tf.graph import state, towers
+from cnn_tf.graph.averages import moving_averages
 from cnn_tf.graph.contract import Inputs, TrainGraph, TrainOps
 from cnn_tf.graph.hardware import check_devices, effective_precision
 from cnn_tf.graph.model import model_fn, model_rate_placeholders
@@ -21,16 +22,16 @@ from cnn_tf.graph.summaries import add_summaries
 from cnn_tf.optimization import optimizer_for, scheduled_learning_rate, train_op_over_towers
 
 
-def build_graph_for(cfg, record, pipeline=InputPipeline, cluster=None, tta="none"):
+def build_graph_for(cfg, record, pipeline=InputPipeline, cluster=None, tta="none", class_weights=None):
     """The graph under run configuration `cfg` for the data the run manifest `record` (a
     cnn_tf.manifest.RunManifest) describes, entering through the dataset's `pipeline`."""
     return build_graph(cfg, tuple(record.image_shape), record.num_classes, record.size("train"),
                        pixel_mean=record.mean_to_subtract(), precision=effective_precision(cfg), cluster=cluster,
-                       pipeline=pipeline, tta=tta)
+                       pipeline=pipeline, tta=tta, class_weights=class_weights)
 
 
 def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=None, precision=None, cluster=None,
-                pipeline=InputPipeline, tta="none"):
+                pipeline=InputPipeline, tta="none", class_weights=None):
     """Returns the TrainGraph; see the module docstring.
 
     `cfg`: a `cnn_tf.config.RunConfig`. `pixel_mean`: per-channel mean subtracted from `image:0`'s
@@ -41,6 +42,8 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
     `cluster` (a cnn_tf.distributed.Cluster): this worker's graph, its variables on the ps tasks.
     `pipeline(image_shape)`: where the data enters (the dataset's own: arrays, or TFRecord shards).
     `tta="flip"`: the inference tower averages the probabilities of each image and its mirror.
+    `class_weights`: one per class, weighting the training loss (cnn_tf.class_weights); evaluation's
+    loss is the plain cross-entropy.
     """
     precision = precision or cfg.precision
     devices = check_devices(cfg)
@@ -53,25 +56,29 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
         inputs = _inputs(cfg, pipeline(image_shape), image_shape, pixel_mean)
         model = model_fn(cfg, num_classes, keep_prob=inputs.keep_prob, rates=inputs.model_rates, precision=precision)
         before_model = {v.op.name for v in tf.compat.v1.global_variables()}
-        tower_heads, train = towers.training_towers(inputs, model, devices, cfg.label_smoothing)
+        devices = devices * cfg.gradient_accumulation_steps  # one device: its shares one after the other
+        tower_heads, train = towers.training_towers(inputs, model, devices, cfg.label_smoothing, class_weights)
         with tf.compat.v1.device(devices[0]):
             inference = towers.inference_tower(inputs, model, tta)
         model_variables = [v for v in tf.compat.v1.global_variables() if v.op.name not in before_model]
         trained = variables_to_train(cfg, model_variables)
         with tf.compat.v1.device("/cpu:0"):
             rollback = state.rollback_state()
-            learning_rate = scheduled_learning_rate(cfg, global_step, rollback.learning_rate_scale,
-                                                    num_train_examples, cluster)
+            plateau = state.plateau_state() if cfg.learning_rate_schedule == "plateau" else None
+            scale = rollback.learning_rate_scale * plateau.learning_rate_scale if plateau else rollback.learning_rate_scale
+            learning_rate = scheduled_learning_rate(cfg, global_step, scale, num_train_examples, cluster)
             optimizer, sync_optimizer, loss_scale_variables = optimizer_for(cfg, learning_rate, precision, cluster)
         train_op, gradients = train_op_over_towers(tower_heads, optimizer, devices, cfg, global_step, learning_rate,
                                                    trained)
+        with tf.compat.v1.device("/cpu:0"):
+            train_op, averages = moving_averages(cfg.ema_decay, model_variables, global_step, train_op)
         evaluation = state.eval_totals(inputs.label, inference, num_classes)
         summaries = add_summaries(train, evaluation, global_step, learning_rate, inputs.image, model_variables)
         saving = state.saving(cfg.max_num_checkpoint, loss_scale_variables)
     return TrainGraph(
         graph=graph, global_step=global_step, precision=precision, num_towers=cfg.num_towers, inputs=inputs,
         train=train, inference=inference, evaluation=evaluation, rollback=rollback, saving=saving,
-        summaries=summaries, model_variables=model_variables,
+        summaries=summaries, model_variables=model_variables, averages=averages, plateau=plateau,
         train_ops=TrainOps(train_op=train_op, learning_rate=learning_rate, gradients=gradients,
                            variables_to_train=trained, trainable_scopes=cfg.trainable_scopes,
                            sync_optimizer=sync_optimizer, loss_scale_variables=loss_scale_variables))

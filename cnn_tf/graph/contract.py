@@ -42,6 +42,7 @@ class Head:
     correct: typing.Any
     accuracy: typing.Any
     end_points: dict
+    images: typing.Any = None  # a training tower's share of the batch, as its model takes it
 
 
 @_record
@@ -103,6 +104,24 @@ class ClusterOps:
 
 
 @_record
+class Averages:
+    """--ema_decay's moving averages of the model's variables (cnn_tf.graph.averages)."""
+    decay: float
+    shadows: dict  # {variable name: its shadow variable}
+    swap_in: typing.Any  # the averages into the model's variables, the weights kept aside (local variables)
+    swap_out: typing.Any  # the weights back, bit for bit
+    load: typing.Any  # the averages into the model's variables (a reader's graph, after a restore)
+
+
+@_record
+class Plateau:
+    """--learning_rate_schedule=plateau's factor on the rate (cnn_tf.graph.state.plateau_state)."""
+    learning_rate_scale: typing.Any
+    new_learning_rate_scale: typing.Any  # the placeholder `set` assigns from
+    set: typing.Any
+
+
+@_record
 class TrainGraph:
     graph: typing.Any  # the tf.Graph, not finalized: callbacks may still add ops
     global_step: typing.Any
@@ -118,6 +137,8 @@ class TrainGraph:
     summaries: dict
     model_variables: list  # the variables the model created: what a warm start may restore
     cluster: typing.Optional[ClusterOps] = None
+    averages: typing.Optional[Averages] = None  # --ema_decay's; None when off
+    plateau: typing.Optional[Plateau] = None  # --learning_rate_schedule=plateau's; None for the others
 
     def with_cluster(self, cluster_ops):
         return dataclasses.replace(self, cluster=cluster_ops)
@@ -135,3 +156,4 @@ class InferenceGraph:
     from_arrays: dict  # the same of `images`
     variables: list
     saver: typing.Any
+    averaged_saver: typing.Any  # restores each variable from its moving average (--ema_decay)

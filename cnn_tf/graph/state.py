@@ -2,7 +2,9 @@
 and initializes the variables."""
 import tensorflow as tf
 
-from cnn_tf.graph.contract import EvalOps, Rollback, Saving
+from cnn_tf.graph.contract import EvalOps, Plateau, Rollback, Saving
+
+TOP_K = 5  # evaluations of more classes than this count the top-5 accuracy too
 
 
 def rollback_state():
@@ -20,9 +22,19 @@ def rollback_state():
                     set=assign)
 
 
+def plateau_state():
+    """--learning_rate_schedule=plateau's factor on the learning rate, saved with the checkpoints."""
+    with tf.compat.v1.variable_scope("plateau"):
+        scale = tf.compat.v1.get_variable("learning_rate_scale", [], tf.float32, tf.constant_initializer(1.0),
+                                          trainable=False)
+        new_scale = tf.compat.v1.placeholder(tf.float32, [], "new_learning_rate_scale")
+        return Plateau(learning_rate_scale=scale, new_learning_rate_scale=new_scale, set=scale.assign(new_scale))
+
+
 def eval_totals(label, inference, num_classes):
     """Totals over a whole split, accumulated batch by batch in local variables, so an evaluation
-    counts every image exactly once whatever the batch size."""
+    counts every image exactly once whatever the batch size; the top-5 accuracy too for more than 5
+    classes."""
 
     def total(name, shape=(), dtype=tf.float64):
         return tf.compat.v1.get_variable(name, shape, dtype, tf.zeros_initializer(), trainable=False,
@@ -32,6 +44,7 @@ def eval_totals(label, inference, num_classes):
         probabilities = tf.nn.softmax(inference.logits, name="probabilities")
         n = tf.cast(tf.shape(label)[0], tf.float64)
         count, loss_sum, correct_sum = total("count"), total("loss_sum"), total("correct_sum")
+        top5_sum = total("top5_sum") if num_classes > TOP_K else None
         confusion = total("confusion", (num_classes, num_classes), tf.int64)
         sparsity = {name: total("sparsity/" + name) for name in inference.end_points}
         updates = [
@@ -41,9 +54,14 @@ def eval_totals(label, inference, num_classes):
             confusion.assign_add(tf.math.confusion_matrix(label, inference.predictions, num_classes, dtype=tf.int64)),
         ] + [sparsity[name].assign_add(tf.cast(tf.nn.zero_fraction(x), tf.float64) * n)
              for name, x in inference.end_points.items()]
+        totals = [count, loss_sum, correct_sum, confusion, *sparsity.values()]
+        if top5_sum is not None:
+            in_top5 = tf.nn.in_top_k(targets=tf.cast(label, tf.int32), predictions=tf.cast(inference.logits, tf.float32),
+                                     k=TOP_K)
+            updates.append(top5_sum.assign_add(tf.reduce_sum(tf.cast(in_top5, tf.float64))))
+            totals.append(top5_sum)
         update = tf.group(*updates, name="update")
-        reset = tf.compat.v1.variables_initializer([count, loss_sum, correct_sum, confusion, *sparsity.values()],
-                                                   name="reset")
+        reset = tf.compat.v1.variables_initializer(totals, name="reset")
         safe_count = tf.maximum(count, 1.0)
         metrics = {
             "count": count,
@@ -51,6 +69,8 @@ def eval_totals(label, inference, num_classes):
             "accuracy": tf.cast(correct_sum / safe_count, tf.float32),
             "confusion": confusion,
         }
+        if top5_sum is not None:  # top-5 of 5 classes or fewer is always 1
+            metrics["top5_accuracy"] = tf.cast(top5_sum / safe_count, tf.float32)
         mean_sparsity = {name: tf.cast(s / safe_count, tf.float32) for name, s in sparsity.items()}
     return EvalOps(update=update, reset=reset, metrics=metrics, sparsity=mean_sparsity, probabilities=probabilities)
 

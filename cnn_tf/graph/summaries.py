@@ -34,6 +34,8 @@ def add_summaries(train, evaluation, global_step, learning_rate, image, model_va
             _scalar(tag, value, TRAIN)
         _scalar("loss", evaluation.metrics["loss"], TEST)
         _scalar("accuracy", evaluation.metrics["accuracy"], TEST)
+        if "top5_accuracy" in evaluation.metrics:
+            _scalar("top5_accuracy", evaluation.metrics["top5_accuracy"], TEST)
         for name, x in train.end_points.items():  # the training tower's: they ride on a train step
             _scalar("sparsity/" + name, tf.nn.zero_fraction(x), TRAIN)
             _scalar("sparsity/" + name, evaluation.sparsity[name], TEST)

@@ -22,16 +22,23 @@ def cross_entropy(labels, logits, smoothing=0.0):
     return (1.0 - smoothing) * plain + smoothing * uniform
 
 
+def weighted(losses, labels, class_weights=None):
+    """Each example's loss times its class's weight (--class_weights; None: as it is)."""
+    if class_weights is None:
+        return losses
+    return losses * tf.gather(tf.constant(class_weights, tf.float32), labels)
+
+
 def regularization():
     losses = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
     return tf.add_n(losses) if losses else 0.0
 
 
-def head(labels, logits, end_points, loss):
+def head(labels, logits, end_points, loss, images=None):
     predictions = tf.argmax(logits, 1)
     correct = tf.equal(predictions, labels)
     return Head(logits=logits, predictions=predictions, loss=loss, correct=correct,
-                accuracy=tf.reduce_mean(tf.cast(correct, tf.float32)), end_points=end_points)
+                accuracy=tf.reduce_mean(tf.cast(correct, tf.float32)), end_points=end_points, images=images)
 
 
 Share = collections.namedtuple("Share", "positions weight size")  # a tower's part of the batch
@@ -56,10 +63,12 @@ def _shares(labels, count):
     return shares
 
 
-def training_towers(inputs, model, devices, smoothing=0.0):
-    """Tower i on devices[i]; the variables live once, on /cpu:0. A tower's loss is its sum of
+def training_towers(inputs, model, devices, smoothing=0.0, class_weights=None):
+    """Tower i on devices[i] (a device named more than once runs one share of the batch after the
+    other: --gradient_accumulation_steps); the variables live once, on /cpu:0. A tower's loss is its sum of
     cross-entropies over the *global* batch size, so the towers' gradients add up to exactly the
-    gradient of the global batch's mean loss; the weight decay is added once, to the first tower's
+    gradient of the global batch's mean loss (each example's weighted by its class under
+    `class_weights`); the weight decay is added once, to the first tower's
     loss, as slim's model_deploy does. Returns the towers' Heads and their Head over the whole batch
     (the first tower's layers for the summaries)."""
     towers = []
@@ -71,18 +80,19 @@ def training_towers(inputs, model, devices, smoothing=0.0):
                 tf.compat.v1.name_scope(TRAINING_SCOPE if i == 0 else f"{TRAINING_SCOPE}_{i}"), \
                 tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=i > 0):
             if share is None:  # the whole batch
-                labels = inputs.label
-                logits, end_points = model(inputs.model_input, is_training=True)
-                loss = tf.reduce_mean(cross_entropy(labels, logits, smoothing))
+                labels, images = inputs.label, inputs.model_input
+                logits, end_points = model(images, is_training=True)
+                loss = tf.reduce_mean(weighted(cross_entropy(labels, logits, smoothing), labels, class_weights))
             else:
                 total = tf.cast(tf.shape(inputs.label)[0], tf.float32)
-                labels = tf.gather(inputs.label, share.positions)
-                logits, end_points = model(tf.gather(inputs.model_input, share.positions), is_training=True)
-                loss = tf.reduce_sum(cross_entropy(labels, logits, smoothing) * share.weight) / total
+                labels, images = tf.gather(inputs.label, share.positions), tf.gather(inputs.model_input, share.positions)
+                logits, end_points = model(images, is_training=True)
+                losses = weighted(cross_entropy(labels, logits, smoothing), labels, class_weights)
+                loss = tf.reduce_sum(losses * share.weight) / total
                 logits, labels = logits[:share.size], labels[:share.size]
             if i == 0:
                 loss = tf.add(loss, regularization())
-            towers.append(head(labels, logits, end_points, loss))
+            towers.append(head(labels, logits, end_points, loss, images))
     if len(towers) == 1:
         return towers, towers[0]
     with tf.compat.v1.device("/cpu:0"), tf.compat.v1.name_scope(f"{TRAINING_SCOPE}_all_towers"):
