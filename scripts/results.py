@@ -39,13 +39,15 @@ def cpu_name():
 
 
 def cpu_flags():
-    """What decides the speed of a figure here: bfloat16 is real with AVX512_BF16, emulated without."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return "?"
-    return next((name.upper() for name in ("avx512_bf16", "avx512f", "avx2") if name in flags), "no AVX2")
+    """What decides the speed of a figure here: bfloat16 is real with AVX512_BF16 or AMX
+    (cnn_tf.graph.hardware.cpu_has_bfloat16, what train decides by), emulated without."""
+    sys.path.insert(0, ROOT)
+    from cnn_tf.graph.hardware import cpu_has_bfloat16
+
+    if cpu_has_bfloat16():
+        return "AVX512_BF16"
+    with open("/proc/cpuinfo") as f:
+        return "AVX2" if " avx2" in f.read() else "no AVX2"
 
 
 def machine():
