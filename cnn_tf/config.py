@@ -12,9 +12,10 @@ import dataclasses
 import os
 import typing
 
+from cnn_tf.augment_options import AugmentFlags
 from cnn_tf.errors import UserError
 from cnn_tf.options import (CLUSTER, DATA, FINE_TUNING, MAX_IMAGE_PIXELS, MODEL, OPTIMIZATION, OUTPUT, RUNTIME,
-                            SOURCES, Options, finite_positive, fraction, grey_or_colour, image_side, non_negative,
+                            SOURCES, finite_positive, fraction, grey_or_colour, image_side, non_negative,
                             open_unit_interval, option, positive, unit_interval)
 from cnn_tf.registry import AUGMENTATIONS, DATASETS, INITIALIZERS, MODEL_OPTIONS, MODELS
 from cnn_tf.traindir import absolute
@@ -24,8 +25,9 @@ SCHEDULES = ("exponential", "cosine", "one_cycle", "piecewise", "constant", "pla
 
 
 @dataclasses.dataclass(frozen=True)
-class RunFlags(Options):
-    """Every field of RunConfig but the models' own flags."""
+class RunFlags(AugmentFlags):
+    """Every field of RunConfig but the models' own flags (the photo augmentation's are in
+    cnn_tf.augment_options)."""
     # Data
     dataset: str = option("fashion_mnist", "Dataset to train on.", DATA, choices=DATASETS,
                           must_match=True)
@@ -59,7 +61,9 @@ class RunFlags(Options):
     normalization: str = option("scale", "Pixels are scaled to [0, 1]; mean also subtracts the training "
                                 "images' per-channel mean.", DATA, choices=("scale", "mean"), must_match=True)
     augment: str = option("none", "Training batches: flip_crop, a random horizontal flip and a random crop after "
-                          "zero-padding (clothes, photos); crop, the crop alone (digits: a mirrored 2 is no 2).",
+                          "zero-padding (clothes); crop, the crop alone (digits: a mirrored 2 is no 2); "
+                          "random_resized_crop, a crop of random area and aspect resized to the image, and a flip "
+                          "(photos).",
                           DATA, choices=AUGMENTATIONS)
     augment_padding: typing.Optional[int] = option(None, "Pixels --augment pads each side with before cropping "
                                                    "(default: 1/8 of the image size).", DATA, check=non_negative)

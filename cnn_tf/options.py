@@ -32,6 +32,10 @@ def fraction(v):  # [0, 1)
     return 0 <= v < 1
 
 
+def probability(v):  # [0, 1]
+    return 0 <= v <= 1
+
+
 def open_unit_interval(v):  # (0, 1)
     return 0 < v < 1
 
@@ -56,7 +60,7 @@ def image_side(v):
 
 
 _CHECK_WORDS = {positive: "must be positive", non_negative: "must be >= 0", unit_interval: "must be in (0, 1]",
-                fraction: "must be in [0, 1)", open_unit_interval: "must be in (0, 1)",
+                fraction: "must be in [0, 1)", probability: "must be a probability, in [0, 1]", open_unit_interval: "must be in (0, 1)",
                 grey_or_colour: "must be 1 (grayscale) or 3 (RGB)", finite_positive: "must be a positive number of "
                 "seconds, at most a week (604800)", image_side: f"must be in 1..{MAX_IMAGE_SIDE} pixels"}
 

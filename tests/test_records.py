@@ -212,7 +212,7 @@ def test_in_memory_an_epoch_is_an_order_of_indices_over_the_arrays_never_a_copy(
     with graph.as_default():
         pipeline = InputPipeline((28, 28, 1))
     fed = {}
-    monkeypatch.setattr(pipeline, "start", lambda sess, x, y, batch_size, augment_seed, order, *augmentation:
+    monkeypatch.setattr(pipeline, "start", lambda sess, x, y, batch_size, order, plan:
                         fed.update(images=x, labels=y, order=order))
     pipeline.start_epoch(None, (images, labels), 32, EpochPlan(seed=1, epoch=0, first_step=2, worker=1, num_workers=2))
     assert fed["images"] is images and fed["labels"] is labels  # the arrays themselves

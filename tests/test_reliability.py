@@ -48,10 +48,13 @@ def kill_during_checkpoint_write(process, checkpoint_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("source", ["memory", "tfrecord"])
+@pytest.mark.parametrize("source", ["memory", "tfrecord", "photo_augmentation"])
 def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(data_dir, tmp_path, source):
     flags = ["--num_epochs=4", "--deterministic", "--max_num_checkpoint=2", "--summary_every_n_steps=3",
              "--progress=false", "--keep_best=2", "--best_metric=validation_loss", "--ema_decay=0.99"]
+    if source == "photo_augmentation":  # every augmentation at once, mixing switched off for the last epoch
+        flags += ["--augment=random_resized_crop", "--crop_scale=0.3,1", "--color_jitter=0.4", "--randaugment=2,9",
+                  "--random_erasing=0.25", "--mixup_alpha=0.2", "--cutmix_alpha=1", "--mixup_off_epoch=3"]
     if source == "tfrecord":  # streamed from shards: a resume skips to the same batch of the same order
         from cnn_tf import config
         from cnn_tf.data.convert import convert

@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from cnn_tf.data.augmentation import AugmentSpec
 from cnn_tf.graph.hardware import tower_devices
 from cnn_tf.loop import Callback
 from cnn_tf.schedules import horizon_moved
@@ -60,7 +61,8 @@ class StartupSummary(Callback):
         model = f"{cfg.model}, {_count(self.parameters)} parameters"
         if self.trained != self.parameters:
             model += f", {_count(self.trained)} trained ({','.join(cfg.trainable_scopes)})"
-        rows = []
+        augment = AugmentSpec.of(cfg)
+        rows = [("augment", augment.describe())] if augment.on else []
         moved = self.saved and t.resumed_from and horizon_moved(cfg, self.saved, t.global_step, data.size("train"))
         if moved:
             rows.append(("schedule", moved))

@@ -5,17 +5,16 @@ both behind the same `start_pass` / `start_epoch`; TrainFeed hands the training 
 The arrays are fed once per pass to the iterator's initializer (never baked into the GraphDef
 as constants), batched by index before the map so the uint8 -> float32 scaling runs once per
 batch, and prefetched so the next batch is ready while the current step runs. An epoch's order is
-drawn in numpy from (seed, epoch), and augmentation draws from stateless seeds (seed, epoch, batch),
+drawn in numpy from (seed, epoch), and augmentation (cnn_tf.data.augmentation) draws from stateless seeds (seed, epoch,
+batch),
 so a resumed run sees exactly the batches an uninterrupted one would.
 """
-import dataclasses
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from cnn_tf.registry import AUGMENTATIONS
-from cnn_tf.data.preprocess import scale_pixels
+from cnn_tf.data.augmentation import AugmentSpec, Augmentation, augment_batch  # noqa: F401 (re-exported)
 
 
 def steps_per_epoch(num_examples, batch_size, num_replicas=1):
@@ -28,53 +27,9 @@ def epoch_order(num_examples, seed, epoch):
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
-AUGMENTATIONS.register("none", "none")
-AUGMENTATIONS.register("crop", "a random crop after zero-padding")
-AUGMENTATIONS.register("flip_crop", "a random horizontal flip and a random crop after zero-padding")
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentSpec:
-    """How training batches are augmented, as one value: the kind (--augment: none, crop or
-    flip_crop) and the zero-padding of its crop (--augment_padding; -1: 1/8 of the image's size)."""
-    kind: str = "none"
-    padding: int = -1
-
-    @classmethod
-    def of(cls, cfg):
-        return cls(cfg.augment or "none", -1 if cfg.augment_padding is None else cfg.augment_padding)
-
-    @property
-    def on(self):
-        return self.kind != "none"
-
-    @property
-    def flip(self):
-        return self.kind == "flip_crop"
-
-
-def augment_batch(images, seed, flip=True, padding=-1):
-    """Per image: a random horizontal flip (when `flip`: right for clothes and photos, wrong for
-    digits), and a random crop of the image zero-padded by `padding` pixels (-1: 1/8 of its size, the
-    CIFAR recipe), on a uint8 batch [N, H, W, C]. `seed`: int64 [2], stateless."""
-    n, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
-    padding = tf.convert_to_tensor(padding, tf.int32)
-    pad_h = tf.where(padding >= 0, padding, max(1, height // 8))
-    pad_w = tf.where(padding >= 0, padding, max(1, width // 8))
-    flip_seed, row_seed, col_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    flipped = (tf.random.stateless_uniform([n], flip_seed) < 0.5) & tf.convert_to_tensor(flip)
-    images = tf.where(flipped[:, None, None, None], tf.reverse(images, [2]), images)
-    padded = tf.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
-    top = tf.random.stateless_uniform([n], row_seed, 0, 2 * pad_h + 1, tf.int32)
-    left = tf.random.stateless_uniform([n], col_seed, 0, 2 * pad_w + 1, tf.int32)
-    # Gathers of per-image row and column windows crop every image at its own offset, batched.
-    rows = top[:, None] + tf.range(height)[None, :]
-    cols = left[:, None] + tf.range(width)[None, :]
-    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
-
-
 class InputPipeline:
-    """Batches of [0, 1] pixels and labels from arrays in memory (the graph normalizes them after
+    """Batches of [0, 1] pixels, labels and the batch's mix weight (1 unless mixup or cutmix made it)
+    from arrays in memory (the graph normalizes them after
     `image:0`). The arrays are fed whole to the iterator's initializer and batches are gathered by
     index: an epoch's shuffled order is a vector of indices, never a shuffled copy of the images.
     A split, for `start_pass` and `start_epoch`, is the pair (images, labels)."""
@@ -88,7 +43,8 @@ class InputPipeline:
             self._augment = Augmentation()
 
             def gather(index, batch):
-                return self._augment.prepare(index, tf.gather(self._images, batch)), tf.gather(self._labels, batch)
+                pixels, mix_weight = self._augment.prepare(index, tf.gather(self._images, batch))
+                return pixels, tf.gather(self._labels, batch), mix_weight
 
             dataset = (
                 tf.data.Dataset.from_tensor_slices(self._order)
@@ -98,20 +54,18 @@ class InputPipeline:
                 .prefetch(2)
             )
             self._iterator = tf.compat.v1.data.make_initializable_iterator(_without_autotune(dataset))
-            self.images, self.labels = self._iterator.get_next()
+            self.images, self.labels, self.mix_weight = self._iterator.get_next()
 
     @staticmethod
     def size(split):
         return len(split[0])
 
-    def start(self, sess, images, labels, batch_size, augment_seed=None, order=None,
-              augment=AugmentSpec("flip_crop")):
-        """Makes the iterator yield (images, labels) in `order` (default: as they are), in batches;
-        the last may be partial. `augment_seed` = (seed, stream, index of the first batch) turns
-        augmentation on, as the AugmentSpec `augment` says."""
+    def start(self, sess, images, labels, batch_size, order=None, plan=None):
+        """Makes the iterator yield (images, labels, mix weight) in `order` (default: as they are), in
+        batches; the last may be partial. `plan` (an EpochPlan) turns its augmentation on."""
         order = np.arange(len(images)) if order is None else order
         feed = {self._images: images, self._labels: labels, self._order: order, self._batch_size: batch_size}
-        feed.update(self._augment.feed(augment_seed, augment))
+        feed.update(self._augment.feed(plan))
         sess.run(self._iterator.initializer, feed)
 
     def start_pass(self, sess, split, batch_size):
@@ -122,32 +76,7 @@ class InputPipeline:
         """The training batches of `plan` (an EpochPlan) from `split`."""
         images, labels = split
         order = plan.share(epoch_order(len(images), plan.seed, plan.epoch), batch_size)[plan.first_step * batch_size:]
-        self.start(sess, images, labels, batch_size, plan.augment_seed, order, plan.augment)
-
-
-class Augmentation:
-    """Placeholders that turn augmentation on for a training pass, with its stateless seeds (seed,
-    stream, batch index); `prepare` augments a uint8 batch (when on) and scales it, in a tf.data map."""
-
-    def __init__(self):
-        self.on = tf.compat.v1.placeholder_with_default(False, [], name="augment")
-        self.seed = tf.compat.v1.placeholder_with_default(tf.zeros([2], tf.int64), [2], name="seed")
-        self.first_batch = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [], name="first_batch")
-        self.flip = tf.compat.v1.placeholder_with_default(True, [], name="augment_flip")
-        self.padding = tf.compat.v1.placeholder_with_default(-1, [], name="augment_padding")
-
-    def prepare(self, index, images):
-        return scale_pixels(tf.cond(
-            self.on, lambda: augment_batch(images, tf.random.experimental.stateless_fold_in(self.seed, index),
-                                           self.flip, self.padding),
-            lambda: images))
-
-    def feed(self, augment_seed, augment=AugmentSpec("flip_crop")):
-        if augment_seed is None:
-            return {}
-        seed, stream, first_batch = augment_seed
-        return {self.on: True, self.seed: [seed, stream], self.first_batch: first_batch,
-                self.flip: augment.flip, self.padding: augment.padding}
+        self.start(sess, images, labels, batch_size, order, plan)
 
 
 def _without_autotune(dataset):

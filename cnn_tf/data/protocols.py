@@ -13,6 +13,7 @@ class Pipeline(typing.Protocol):
     loop and evaluation start over a split (whatever the DataSource's `split(name)` returns)."""
     images: typing.Any  # [N, H, W, C] float32 in [0, 1], augmented when the epoch asks for it
     labels: typing.Any  # [N] int64
+    mix_weight: typing.Any  # [] float32: the batch's share of its own labels (mixup, cutmix; else 1)
 
     @staticmethod
     def size(split) -> int:

@@ -21,7 +21,6 @@ FEATURES = {
     "image/width": tf.io.FixedLenFeature([], tf.int64, default_value=0),
 }
 READERS = 4  # files read at once
-READERS = 4  # files read at once
 
 
 def _parse_batch(serialized, image_shape, max_pixels=MAX_IMAGE_PIXELS):
@@ -35,7 +34,7 @@ def _parse_batch(serialized, image_shape, max_pixels=MAX_IMAGE_PIXELS):
 
 
 class RecordPipeline:
-    """Batches of [0, 1] pixels and labels from TFRecord shards (see the module docstring); the
+    """Batches of [0, 1] pixels, labels and mix weights from TFRecord shards (see the module docstring); the
     same `start_pass` / `start_epoch` as cnn_tf.data.pipeline.InputPipeline."""
 
     def __init__(self, image_shape, shuffle_buffer=10000, max_pixels=None):
@@ -55,7 +54,8 @@ class RecordPipeline:
 
             def prepare(index, serialized):
                 images, labels = _parse_batch(serialized, image_shape, max_pixels)
-                return self._augment.prepare(index, images), labels
+                pixels, mix_weight = self._augment.prepare(index, images)
+                return pixels, labels, mix_weight
 
             dataset = (
                 tf.data.Dataset.from_tensor_slices(self._files)
@@ -72,7 +72,7 @@ class RecordPipeline:
                 .prefetch(2)
             )
             self._iterator = tf.compat.v1.data.make_initializable_iterator(_without_autotune(dataset))
-            self.images, self.labels = self._iterator.get_next()
+            self.images, self.labels, self.mix_weight = self._iterator.get_next()
 
     @staticmethod
     def size(split):
@@ -88,5 +88,5 @@ class RecordPipeline:
         feed = {self._files: list(files), self._batch_size: batch_size, self._buffer: self.shuffle_buffer,
                 self._shuffle_seed: shuffle_seed, self._workers: plan.num_workers, self._worker: plan.worker,
                 self._skip: plan.first_step}
-        feed.update(self._augment.feed(plan.augment_seed, plan.augment))
+        feed.update(self._augment.feed(plan))
         sess.run(self._iterator.initializer, feed)

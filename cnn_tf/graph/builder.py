@@ -6,7 +6,8 @@ dropout; one, or --num_towers on as many devices, each on its share of the batch
 and train summaries use, and an inference tower (moving averages, no dropout) for evaluation and
 prediction. Tensors a user may look up by name after `import_meta_graph`: placeholders `image`,
 `label`, `keep_prob` (with defaults: training pulls from the in-graph input pipeline, evaluation and
-prediction feed them), and the inference tower's `logits`, `predictions`, `loss`, `accuracy`.
+prediction feed them; `mix_weight`, mixup's share of `label` in the training loss), and the
+inference tower's `logits`, `predictions`, `loss`, `accuracy`.
 """
 import tensorflow as tf
 
@@ -57,7 +58,8 @@ def build_graph(cfg, image_shape, num_classes, num_train_examples, pixel_mean=No
         model = model_fn(cfg, num_classes, keep_prob=inputs.keep_prob, rates=inputs.model_rates, precision=precision)
         before_model = {v.op.name for v in tf.compat.v1.global_variables()}
         devices = devices * cfg.gradient_accumulation_steps  # one device: its shares one after the other
-        tower_heads, train = towers.training_towers(inputs, model, devices, cfg.label_smoothing, class_weights)
+        mixed = cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0
+        tower_heads, train = towers.training_towers(inputs, model, devices, cfg.label_smoothing, class_weights, mixed)
         with tf.compat.v1.device(devices[0]):
             inference = towers.inference_tower(inputs, model, tta)
         model_variables = [v for v in tf.compat.v1.global_variables() if v.op.name not in before_model]
@@ -90,6 +92,7 @@ def _inputs(cfg, pipeline, image_shape, pixel_mean):
     image = tf.compat.v1.placeholder_with_default(pipeline.images, [None, *image_shape], "image")
     model_input = normalize(image, pixel_mean)
     label = tf.compat.v1.placeholder_with_default(pipeline.labels, [None], "label")
+    mix_weight = tf.compat.v1.placeholder_with_default(pipeline.mix_weight, [], "mix_weight")
     keep_prob = tf.compat.v1.placeholder_with_default(float(cfg.keep_prob), [], "keep_prob")
-    return Inputs(pipeline=pipeline, image=image, label=label, keep_prob=keep_prob, model_input=model_input,
-                  model_rates=model_rate_placeholders(cfg))
+    return Inputs(pipeline=pipeline, image=image, label=label, mix_weight=mix_weight, keep_prob=keep_prob,
+                  model_input=model_input, model_rates=model_rate_placeholders(cfg))

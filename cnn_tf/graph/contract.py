@@ -27,6 +27,8 @@ class Inputs:
     pipeline: typing.Any  # the dataset's cnn_tf.data pipeline: in-graph batches for training
     image: typing.Any  # `image:0`, [N, H, W, C] float32 pixels in [0, 1]; the pipeline's by default
     label: typing.Any  # `label:0`, [N] int64
+    mix_weight: typing.Any  # `mix_weight:0`, []: the training loss's weight of `label`; the reversed batch's
+    # labels take the rest (mixup, cutmix: cnn_tf.data.mixing); 1 by default
     keep_prob: typing.Any  # `keep_prob:0`, dropout's keep probability (1 in evaluation)
     model_input: typing.Any  # the image after the run's normalization: what the model sees
     model_rates: dict  # a model's own rates as placeholders ({"keep_prob_conv": tensor}) evaluation may set

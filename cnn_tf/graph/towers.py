@@ -29,6 +29,17 @@ def weighted(losses, labels, class_weights=None):
     return losses * tf.gather(tf.constant(class_weights, tf.float32), labels)
 
 
+def training_losses(labels, logits, smoothing, class_weights, mix=None):
+    """Per example: the weighted, smoothed cross-entropy; with `mix` = (weight w, the partners'
+    labels), mixup's w * that of the label + (1 - w) * that of the partner's (cnn_tf.data.mixing)."""
+    own = weighted(cross_entropy(labels, logits, smoothing), labels, class_weights)
+    if mix is None:
+        return own
+    weight, partners = mix
+    return weight * own + (1.0 - weight) * weighted(cross_entropy(partners, logits, smoothing), partners,
+                                                    class_weights)
+
+
 def regularization():
     losses = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
     return tf.add_n(losses) if losses else 0.0
@@ -63,15 +74,17 @@ def _shares(labels, count):
     return shares
 
 
-def training_towers(inputs, model, devices, smoothing=0.0, class_weights=None):
+def training_towers(inputs, model, devices, smoothing=0.0, class_weights=None, mixed=False):
     """Tower i on devices[i] (a device named more than once runs one share of the batch after the
     other: --gradient_accumulation_steps); the variables live once, on /cpu:0. A tower's loss is its sum of
     cross-entropies over the *global* batch size, so the towers' gradients add up to exactly the
     gradient of the global batch's mean loss (each example's weighted by its class under
     `class_weights`); the weight decay is added once, to the first tower's
-    loss, as slim's model_deploy does. Returns the towers' Heads and their Head over the whole batch
+    loss, as slim's model_deploy does. `mixed`: the batch may be mixup's or cutmix's, each image
+    with the reversed batch's (the loss weighs both labels by `inputs.mix_weight`). Returns the towers' Heads and their Head over the whole batch
     (the first tower's layers for the summaries)."""
     towers = []
+    partners = tf.reverse(inputs.label, [0]) if mixed else None  # of the whole batch, before it is shared out
     for i, (device, share) in enumerate(zip(devices, _shares(inputs.label, len(devices)))):
         def placement(op, device=device):  # variables on the CPU, computations on the tower's device
             return "/cpu:0" if op.type in ("VariableV2", "VarHandleOp") else device
@@ -82,12 +95,14 @@ def training_towers(inputs, model, devices, smoothing=0.0, class_weights=None):
             if share is None:  # the whole batch
                 labels, images = inputs.label, inputs.model_input
                 logits, end_points = model(images, is_training=True)
-                loss = tf.reduce_mean(weighted(cross_entropy(labels, logits, smoothing), labels, class_weights))
+                mix = (inputs.mix_weight, partners) if mixed else None
+                loss = tf.reduce_mean(training_losses(labels, logits, smoothing, class_weights, mix))
             else:
                 total = tf.cast(tf.shape(inputs.label)[0], tf.float32)
                 labels, images = tf.gather(inputs.label, share.positions), tf.gather(inputs.model_input, share.positions)
                 logits, end_points = model(images, is_training=True)
-                losses = weighted(cross_entropy(labels, logits, smoothing), labels, class_weights)
+                mix = (inputs.mix_weight, tf.gather(partners, share.positions)) if mixed else None
+                losses = training_losses(labels, logits, smoothing, class_weights, mix)
                 loss = tf.reduce_sum(losses * share.weight) / total
                 logits, labels = logits[:share.size], labels[:share.size]
             if i == 0:
