@@ -197,8 +197,9 @@ class RunFlags(AugmentFlags):
                                    overridable=True)
     inter_op_threads: int = option(0, "Ops run at once (0: TensorFlow's choice).", RUNTIME, check=non_negative,
                                    overridable=True)
-    eval_batch_size: int = option(1000, "Batch size of evaluation passes.", RUNTIME, check=positive,
-                                  overridable=True)
+    eval_batch_size: typing.Optional[int] = option(None, "Batch size of evaluation passes (default: as many images, "
+                                                   "up to 1000, as 1 GiB of the model's activations holds).",
+                                                   RUNTIME, check=positive, overridable=True)
     deterministic: bool = option(False, "Deterministic kernels (TensorFlow's op determinism): the same seed "
                                  "gives the same weights, even across kills and resumes.", RUNTIME, overridable=True)
     # Cluster: who this process is in a multi-machine run; never saved, never has to match on a resume.

@@ -17,6 +17,7 @@ from cnn_tf import checkpoints, cli, errors, log, options
 from cnn_tf.data import load_split_for
 from cnn_tf.evaluation import evaluate_split, format_report, per_class_metrics, visual_summaries
 from cnn_tf.graph import build_graph_for, hardware
+from cnn_tf.graph.memory import inference_batch_size
 from cnn_tf.manifest import RunManifest, derived_note
 from cnn_tf.traindir import TrainDir, write_atomic
 from cnn_tf.options import EVALUATION, non_negative, option, positive
@@ -76,7 +77,8 @@ class Evaluator:
         step = checkpoints.restore(self.sess, self.g, checkpoint_path)
         if self.averaged:
             self.sess.run(self.g.averages.load)
-        evaluation = evaluate_split(self.sess, self.g, self.data.split(self.split), self.cfg.eval_batch_size,
+        evaluation = evaluate_split(self.sess, self.g, self.data.split(self.split),
+                                    inference_batch_size(self.g, self.cfg.eval_batch_size),
                                     details=True)
         metrics = evaluation.metrics
         if self.writer is not None:

@@ -19,8 +19,10 @@ import tqdm
 from absl import flags, logging
 
 from cnn_tf import cli, errors, exit_codes, log, options
+from cnn_tf.data.image_files import warn_rotated
 from cnn_tf.data.preprocess import EXTENSIONS, too_many_pixels
 from cnn_tf.errors import UserError
+from cnn_tf.graph.memory import batch_for_budget
 from cnn_tf.inference import build_inference_graph, restore
 from cnn_tf.options import PREDICTION, option, positive
 
@@ -33,7 +35,9 @@ class PredictOptions(cli.CheckpointOptions):
     top_k: int = option(3, "Classes shown per image, most probable first.", PREDICTION, check=positive, saved=False)
     format: str = option("table", "Output: a table for people, json or csv for scripts.", PREDICTION,
                          choices=("table", "json", "csv"), saved=False)
-    batch_size: int = option(64, "Images classified at once.", PREDICTION, check=positive, saved=False)
+    batch_size: typing.Optional[int] = option(None, "Images classified at once (default: as many, up to 1000, as "
+                                              "1 GiB of the model's activations holds).", PREDICTION,
+                                              check=positive, saved=False)
     skip_bad_images: bool = option(False, "Warn of each unreadable file and exit 0, instead of an error line for "
                                    "each and exit 2 (the readable files are classified either way).", PREDICTION,
                                    saved=False)
@@ -83,6 +87,7 @@ class CheckpointClassifier:
                                       announce=False)
         self.note = cli.best_note(run_dir, path) if not opts.checkpoint_path else None
         self.class_names = record.class_names
+        self.batch_size = batch_for_budget(self.g.graph.get_operations())
 
     def __call__(self, contents):
         return self.sess.run(self.g.from_files["probabilities"], {self.g.encoded: contents})
@@ -122,6 +127,7 @@ class SavedModelClassifier:
         if self.signature is None or "images" not in self.signature.structured_input_signature[1]:
             raise UserError(f"--saved_model={saved_model} has no serving_default signature taking encoded images: it "
                             "was not exported by cnn_tf")
+        self.batch_size = batch_for_budget(self.signature.graph.get_operations())
         outputs = self.signature.structured_outputs
         if "probabilities" not in outputs or outputs["probabilities"].shape[-1] != len(self.class_names):
             raise UserError(f"--saved_model={saved_model}: its probabilities do not match the "
@@ -192,6 +198,7 @@ def main(argv):
     paths = image_files(argv[1:]) if len(argv) > 1 else None
     if not paths:
         raise UserError("give the image files or folders to classify after the flags")
+    warn_rotated(paths)
     if opts.saved_model and opts.tta != "none":
         raise UserError(f"--tta={opts.tta} applies to --checkpoint_dir; a SavedModel classifies as it was "
                         "exported (export --tta=flip builds the flip into it)")
@@ -200,7 +207,7 @@ def main(argv):
     else:
         classifier = CheckpointClassifier(opts,
                                           options.given_flags(flags.FLAGS, cli.RUN_OVERRIDES), opts.tta)
-    results, bad = classify(classifier, paths, opts.batch_size, opts.skip_bad_images, flags.FLAGS.max_image_pixels)
+    results, bad = classify(classifier, paths, opts.batch_size or classifier.batch_size, opts.skip_bad_images, flags.FLAGS.max_image_pixels)
     if results:
         report(results, classifier.class_names, min(opts.top_k, len(classifier.class_names)), opts.format)
     if classifier.note and not bad:

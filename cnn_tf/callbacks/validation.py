@@ -6,6 +6,7 @@ import tensorflow as tf
 from cnn_tf import checkpoints
 from cnn_tf.best_checkpoints import path_of
 from cnn_tf.evaluation import averaged_weights, evaluate_split, visual_summaries
+from cnn_tf.graph.memory import inference_batch_size
 from cnn_tf.loop import Callback
 
 
@@ -20,6 +21,10 @@ class Validation(Callback):
     def __init__(self, data, batch_size, every_steps=0):
         self.split, self.size, self.batch_size = data.split("validation"), data.size("validation"), batch_size
         self.class_names, self.every_steps = data.class_names, every_steps
+
+    def setup(self, trainer):
+        super().setup(trainer)
+        self.batch_size = inference_batch_size(trainer.g, self.batch_size)
 
     def after_epoch(self):
         if self.size:
@@ -65,6 +70,10 @@ class FinalEvaluation(Callback):
     def __init__(self, data, batch_size, run_dir):
         self.split, self.size, self.batch_size = data.split("test"), data.size("test"), batch_size
         self.class_names, self.run_dir = data.class_names, run_dir
+
+    def setup(self, trainer):
+        super().setup(trainer)
+        self.batch_size = inference_batch_size(trainer.g, self.batch_size)
 
     def after_train(self, state):
         if state == "finished" and self.size:

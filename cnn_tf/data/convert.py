@@ -153,6 +153,7 @@ def convert_folder(cfg, folder, num_shards):
     bad += [f"{path}: {problem}" for path, problem in oversize.items()]
     found = [r for r in found if r.path not in oversize]  # never decoded
     paths = [r.path for r in found]
+    image_files.warn_rotated(paths)
     size = [cfg.image_size] * 2 if cfg.image_size else _first_size(paths)
     with tqdm.tqdm(total=len(paths), unit="img", desc="reading", disable=None) as progress:
         (indices, heights, widths, grey, sums), errors = _scan(paths, size, cfg.channels or 3, progress)

@@ -3,8 +3,29 @@ would not decode named with its own error (image_folder's loading, convert's).""
 import numpy as np
 import tensorflow as tf
 
-from cnn_tf.data.preprocess import decode
+from cnn_tf import log
+from cnn_tf.data.preprocess import decode, exif_orientation
 from cnn_tf.errors import reason
+
+ROTATION_ADVICE = ("cnn_tf uses the pixels as stored, in training, predict and export alike (a SavedModel cannot "
+                   "read EXIF); if they look sideways, rotate the files upright first, e.g. `exiftran -ai *.jpg` or "
+                   "`mogrify -auto-orient *.jpg`")
+
+
+def warn_rotated(paths):
+    """One warning when any of the files carries an EXIF orientation other than upright."""
+    rotated = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 16)
+        except OSError:
+            continue  # named where it is decoded
+        if exif_orientation(head) not in (None, 1):
+            rotated.append(path)
+    if rotated:
+        log.warning(f"{len(rotated)} images carry an EXIF rotation tag (the first: {rotated[0]}); {ROTATION_ADVICE}")
+    return rotated
 
 
 def decode_all(paths, image_size, channels):
@@ -15,6 +36,7 @@ def decode_all(paths, image_size, channels):
     """
     if not paths:
         return np.zeros([0], np.int64), np.zeros([0, image_size, image_size, channels], np.uint8), {}
+    warn_rotated(paths)
     graph = tf.Graph()
     with graph.as_default():
         def load(index, path):

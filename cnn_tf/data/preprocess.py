@@ -56,6 +56,34 @@ def _jpeg_size(contents):
     return None
 
 
+def exif_orientation(contents):
+    """The EXIF Orientation (1-8; 1: upright as stored) of a JPEG's APP1 segment, or None. cnn_tf
+    never applies it: TensorFlow's decoders and so an exported SavedModel cannot, and training,
+    predict and export must see the same pixels (see image_files.warn_rotated)."""
+    head = bytes(contents[:1 << 16])
+    i = 2 if head.startswith(b"\xff\xd8") else len(head)
+    while i + 4 <= len(head) and head[i] == 0xFF:
+        marker, length = head[i + 1], int.from_bytes(head[i + 2:i + 4], "big")
+        if marker == 0xE1 and head[i + 4:i + 10] == b"Exif\0\0":
+            return _tiff_orientation(head[i + 10:i + 2 + length])
+        if marker == 0xDA:  # the image data: no metadata after it
+            return None
+        i += 2 + length
+    return None
+
+
+def _tiff_orientation(tiff):
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return None
+    ifd = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[ifd:ifd + 2], order)
+    for entry in range(ifd + 2, min(ifd + 2 + 12 * count, len(tiff) - 11), 12):
+        if int.from_bytes(tiff[entry:entry + 2], order) == 0x0112:
+            return int.from_bytes(tiff[entry + 8:entry + 10], order)
+    return None
+
+
 def too_many_pixels(contents, limit=MAX_IMAGE_PIXELS):
     """What is wrong with an image whose header gives more than `limit` pixels (a 1 MB PNG can decode
     to gigabytes), said before it is decoded; None if nothing is."""
