@@ -35,8 +35,9 @@ class PredictOptions(cli.CheckpointOptions):
     top_k: int = option(3, "Classes shown per image, most probable first.", PREDICTION, check=positive, saved=False)
     format: str = option("table", "Output: a table for people, json or csv for scripts.", PREDICTION,
                          choices=("table", "json", "csv"), saved=False)
-    batch_size: typing.Optional[int] = option(None, "Images classified at once (default: as many, up to 1000, as "
-                                              "1 GiB of the model's activations holds).", PREDICTION,
+    batch_size: typing.Optional[int] = option(None, "Images classified at once (default: --checkpoint_dir, as many, "
+                                              "up to 1000, as 1 GiB of the model's activations holds; "
+                                              "--saved_model, 64).", PREDICTION,
                                               check=positive, saved=False)
     skip_bad_images: bool = option(False, "Warn of each unreadable file and exit 0, instead of an error line for "
                                    "each and exit 2 (the readable files are classified either way).", PREDICTION,
@@ -127,7 +128,7 @@ class SavedModelClassifier:
         if self.signature is None or "images" not in self.signature.structured_input_signature[1]:
             raise UserError(f"--saved_model={saved_model} has no serving_default signature taking encoded images: it "
                             "was not exported by cnn_tf")
-        self.batch_size = batch_for_budget(self.signature.graph.get_operations())
+        self.batch_size = 64  # its graph is not inspected: rebuilding a loaded function's graph is slow
         outputs = self.signature.structured_outputs
         if "probabilities" not in outputs or outputs["probabilities"].shape[-1] != len(self.class_names):
             raise UserError(f"--saved_model={saved_model}: its probabilities do not match the "

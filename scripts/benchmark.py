@@ -45,6 +45,7 @@ from cnn_tf.callbacks import EventWriters, NanGuard, Progress, TrainMeans, Train
 from cnn_tf.data.pipeline import TrainFeed  # noqa: E402
 from cnn_tf.evaluation import evaluate_split  # noqa: E402
 from cnn_tf.graph import build_graph, cpu_has_bfloat16, hardware  # noqa: E402
+from cnn_tf.graph.memory import inference_batch_size  # noqa: E402
 from cnn_tf.loop import Callback, Trainer  # noqa: E402
 from cnn_tf.nets import get_network_fn  # noqa: E402
 from cnn_tf.traindir import TrainDir  # noqa: E402
@@ -143,10 +144,10 @@ class CnnTf:
         self.devnull.close()
 
     def eval_rate(self, images, labels):
-        sess = self.trainer.sess
-        evaluate_split(sess, self.g, (images[:1000], labels[:1000]), self.hp.eval_batch_size)  # warm-up
+        sess, batch = self.trainer.sess, inference_batch_size(self.g, self.hp.eval_batch_size)
+        evaluate_split(sess, self.g, (images[:1000], labels[:1000]), batch)  # warm-up
         started = time.perf_counter()
-        evaluate_split(sess, self.g, (images, labels), self.hp.eval_batch_size)
+        evaluate_split(sess, self.g, (images, labels), batch)
         return len(images) / (time.perf_counter() - started)
 
 

@@ -133,7 +133,7 @@ def test_the_graph_reads_like_the_model():
     g = build_graph(RunConfig(model="lenet", num_towers=2), (28, 28, 1), 10, 1000)
     tops = collections.Counter(op.name.split("/")[0] for op in g.graph.get_operations())
     # The named tensors a user looks up, the model's variables, and a scope per part of the run.
-    assert set(tops) <= {"input", "image", "label", "keep_prob", "lenet", "training", "training_1",
+    assert set(tops) <= {"input", "image", "label", "mix_weight", "keep_prob", "lenet", "training", "training_1",
                          "training_all_towers", "inference", "logits", "predictions", "loss", "accuracy",
                          "evaluation", "optimizer", "learning_rate", "scaled_learning_rate", "global_step",
                          "beta1_power", "beta2_power", "train_op", "nan_rollback", "nan_guard", "summaries", "save",

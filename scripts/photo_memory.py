@@ -1,0 +1,64 @@
+"""Peak memory of the photo configs, measured (not a timed test): each training and evaluation in
+its own process, its peak RSS read by wait4.
+
+    python scripts/photo_memory.py [--count=1000] [--epochs=1] [--config=configs/four_conv_pets.cfg]
+                                   [--flags=--image_size=224] [--work_dir=DIR]
+
+Writes a folder of `--count` generated photos (scripts/make_photos.py, seed 11), trains `--config`
+with `--flags` on it for `--epochs`, then evaluates the run's test split; prints one JSON line on
+stdout: the peak RSS of each process in MiB, the training's seconds, the checkpoint's size on disk and
+the test accuracy (of so short a run: a check that it ran, not a result).
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+
+from bench_streaming import run_measured
+from make_photos import write
+
+
+def checkpoint_bytes(train_dir):
+    """Bytes of the latest checkpoint's files (index and data shards)."""
+    with open(os.path.join(train_dir, "checkpoints", "checkpoint")) as f:
+        latest = re.search(r'model_checkpoint_path: "([^"]+)"', f.read()).group(1)
+    prefix = latest if os.path.isabs(latest) else os.path.join(train_dir, "checkpoints", latest)
+    return sum(os.path.getsize(p) for p in glob.glob(prefix + ".*"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--config", default="configs/four_conv_pets.cfg")
+    parser.add_argument("--flags", default="--image_size=224", help="extra train flags, space-separated")
+    parser.add_argument("--work_dir", default=None, help="default: a temporary directory, removed after")
+    args = parser.parse_args(argv)
+    work = args.work_dir or tempfile.mkdtemp(prefix="photo_memory_")
+    try:
+        photos, train_dir = os.path.join(work, "photos"), os.path.join(work, "run")
+        if not os.path.isdir(photos):
+            write(photos, args.count, 11)
+        common = ["--progress=false", f"--data_dir={photos}", f"--train_dir={train_dir}"]
+        out, train_rss, train_seconds = run_measured(["cnn_tf.train", f"--flagfile={args.config}", *common,
+                                                      f"--num_epochs={args.epochs}", *args.flags.split()])
+        eval_out, eval_rss, _ = run_measured(["cnn_tf.evaluate", f"--checkpoint_dir={train_dir}", "--split=test"])
+        result = {"config": args.config, "flags": args.flags, "photos": args.count, "epochs": args.epochs,
+                  "train_peak_rss_mib": round(train_rss), "evaluate_peak_rss_mib": round(eval_rss),
+                  "train_seconds": round(train_seconds), "checkpoint_mb": round(checkpoint_bytes(train_dir) / 1e6, 1),
+                  "test_accuracy": float(re.search(r"test accuracy: ([0-9.]+)", out).group(1)),
+                  "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+        print(json.dumps(result))
+        print(eval_out.strip(), file=sys.stderr)
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
