@@ -14,6 +14,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from cnn_tf.augment_options import CROP_RATIO, CROP_SCALE
 from cnn_tf.data import mixing, photo_augment, randaugment
 from cnn_tf.data.preprocess import scale_pixels
 from cnn_tf.registry import AUGMENTATIONS
@@ -32,8 +33,8 @@ class AugmentSpec:
     mixup and cutmix, the epoch mixing stops at; 0: never)."""
     kind: str = "none"
     padding: int = -1
-    crop_scale: tuple = (0.08, 1.0)
-    crop_ratio: tuple = (3 / 4, 4 / 3)
+    crop_scale: tuple = CROP_SCALE
+    crop_ratio: tuple = CROP_RATIO
     color_jitter: float = 0.0
     randaugment: tuple = (0, 0.0)
     random_erasing: float = 0.0
@@ -129,8 +130,8 @@ class Augmentation:
         self.padding = tf.compat.v1.placeholder_with_default(-1, [], name="augment_padding")
         self.padded_crop = _setting(True, [], "padded_crop")
         self.resized_crop = _setting(False, [], "resized_crop")
-        self.crop_scale = _setting([0.08, 1.0], [2], "crop_scale")
-        self.crop_ratio = _setting([3 / 4, 4 / 3], [2], "crop_ratio")
+        self.crop_scale = _setting(list(CROP_SCALE), [2], "crop_scale")
+        self.crop_ratio = _setting(list(CROP_RATIO), [2], "crop_ratio")
         self.jitter = _setting(0.0, [], "color_jitter")
         self.randaugment = _setting([0.0, 0.0], [2], "randaugment")
         self.erasing = _setting(0.0, [], "random_erasing")
@@ -145,7 +146,7 @@ class Augmentation:
         # The padded crop first, on exactly the seed it always had: runs from before resume bit-exact.
         pixels = scale_pixels(tf.cond(self.on & self.padded_crop,
                                       lambda: augment_batch(images, seed, self.flip, self.padding), lambda: images))
-        seeds = tf.unstack(tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(seed, 1), 5))
+        seeds = photo_augment.split_seed(tf.random.experimental.stateless_fold_in(seed, 1), 5)
         steps = [
             (self.resized_crop, lambda x: photo_augment.random_resized_crop(x, seeds[0], self.crop_scale,
                                                                             self.crop_ratio)),

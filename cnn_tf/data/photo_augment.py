@@ -9,7 +9,8 @@ import tensorflow as tf
 ATTEMPTS = 10  # as timm and torchvision: draws of (area, aspect) before falling back
 
 
-def _split(seed, count):
+def split_seed(seed, count):
+    """`count` independent stateless seeds from one."""
     return tf.unstack(tf.random.experimental.stateless_split(seed, count))
 
 
@@ -25,7 +26,7 @@ def resized_crop_boxes(n, seed, scale, ratio, aspect=1.0, attempts=ATTEMPTS):
     aspect ratio (width / height) log-uniform in `ratio` that fits in the image (`aspect`: its
     width / height), placed uniformly. A miss keeps the whole image, as timm's fallback does for
     ratios inside the range."""
-    area_seed, ratio_seed, y_seed, x_seed = _split(seed, 4)
+    area_seed, ratio_seed, y_seed, x_seed = split_seed(seed, 4)
     scale, ratio = tf.cast(scale, tf.float32), tf.cast(ratio, tf.float32)
     area = tf.random.stateless_uniform([n, attempts], area_seed, scale[0], scale[1])
     log_ratio = tf.random.stateless_uniform([n, attempts], ratio_seed, tf.math.log(ratio[0]), tf.math.log(ratio[1]))
@@ -44,7 +45,7 @@ def random_resized_crop(images, seed, scale, ratio):
     """Each image cropped to a box of resized_crop_boxes, resized back to its H x W (bilinear), and
     flipped left-right with probability 1/2."""
     n, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
-    box_seed, flip_seed = _split(seed, 2)
+    box_seed, flip_seed = split_seed(seed, 2)
     boxes, _ = resized_crop_boxes(n, box_seed, scale, ratio, aspect=width / height)
     # crop_and_resize's boxes are in pixel centres: y1 * (H - 1) is the first row sampled.
     crops = tf.image.crop_and_resize(images, boxes, tf.range(n), [height, width])
@@ -68,7 +69,7 @@ def color_jitter(images, seed, strength):
     (blended with the image's mean grey by such a factor), saturation (with its own grey) and hue
     (shifted by up to S / 4 of the colour circle); the last two only for colour images."""
     n = tf.shape(images)[0]
-    seeds = _split(seed, 4)
+    seeds = split_seed(seed, 4)
     strength = tf.cast(strength, tf.float32)
 
     def factor(s):
@@ -88,7 +89,7 @@ def color_jitter(images, seed, strength):
 def erasing_boxes(n, seed, height, width, area=(0.02, 1 / 3), ratio=(0.3, 3.3), attempts=ATTEMPTS):
     """[n] top, left, box height, box width in pixels and whether a box was found: per image the
     first of `attempts` (area, aspect) draws that fits, as timm's RandomErasing."""
-    area_seed, ratio_seed, y_seed, x_seed = _split(seed, 4)
+    area_seed, ratio_seed, y_seed, x_seed = split_seed(seed, 4)
     target = tf.random.stateless_uniform([n, attempts], area_seed, area[0], area[1]) * float(height * width)
     r = tf.exp(tf.random.stateless_uniform([n, attempts], ratio_seed, math.log(ratio[0]), math.log(ratio[1])))
     box_h, box_w = tf.round(tf.sqrt(target * r)), tf.round(tf.sqrt(target / r))
@@ -111,7 +112,7 @@ def random_erasing(images, seed, probability):
     """With `probability` per image, a box of 2% to 33% of it (aspect 0.3 to 3.3) replaced by uniform
     noise in [0, 1], each pixel its own (timm's mode "pixel", before normalization)."""
     n, height, width, channels = tf.shape(images)[0], images.shape[1], images.shape[2], images.shape[3]
-    box_seed, apply_seed, noise_seed = _split(seed, 3)
+    box_seed, apply_seed, noise_seed = split_seed(seed, 3)
     top, left, box_h, box_w, found = erasing_boxes(n, box_seed, height, width)
     erase = found & (tf.random.stateless_uniform([n], apply_seed) < probability)
     mask = box_mask(top, left, box_h, box_w, height, width) & erase[:, None, None, None]

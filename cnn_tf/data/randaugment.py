@@ -11,7 +11,7 @@ import math
 
 import tensorflow as tf
 
-from cnn_tf.data.photo_augment import blend, grey
+from cnn_tf.data.photo_augment import blend, grey, split_seed
 
 COLOUR = ("identity", "auto_contrast", "invert", "posterize", "solarize", "solarize_add", "color", "contrast",
           "brightness", "sharpness")
@@ -79,7 +79,7 @@ def transforms(op, level, sign, height, width):
 def layer(images, seed, magnitude):
     """One RandAugment layer: each image its own operation, at `magnitude` of 10."""
     n, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
-    op_seed, sign_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    op_seed, sign_seed = split_seed(seed, 2)
     op = tf.random.stateless_uniform([n], op_seed, 0, len(OPERATIONS), tf.int32)
     sign = tf.where(tf.random.stateless_uniform([n], sign_seed) < 0.5, -1.0, 1.0)
     level = tf.clip_by_value(tf.cast(magnitude, tf.float32) / 10.0, 0.0, 1.0)
