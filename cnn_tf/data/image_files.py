@@ -1,5 +1,7 @@
 """A list of image files decoded to uint8 arrays in one parallel tf.data pass, and each file that
 would not decode named with its own error (image_folder's loading, convert's)."""
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -16,6 +18,8 @@ def warn_rotated(paths):
     """One warning when any of the files carries an EXIF orientation other than upright."""
     rotated = []
     for path in paths:
+        if not os.path.isfile(path):
+            continue  # a FIFO or device would block the read; named where it is decoded
         try:
             with open(path, "rb") as f:
                 head = f.read(1 << 16)
