@@ -41,6 +41,8 @@ def main(argv=None):
     parser.add_argument("--data_dir", default=None, help="a folder of photos to use instead of generating one")
     parser.add_argument("--work_dir", default=None, help="default: a temporary directory, removed after")
     args = parser.parse_args(argv)
+    if args.data_dir and not os.path.isdir(args.data_dir):
+        sys.exit(f"error: --data_dir={args.data_dir} is not a folder; give a folder of photos, or leave it out")
     work = args.work_dir or tempfile.mkdtemp(prefix="photo_memory_")
     try:
         photos, train_dir = args.data_dir or os.path.join(work, "photos"), os.path.join(work, "run")
