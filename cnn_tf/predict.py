@@ -128,7 +128,7 @@ class SavedModelClassifier:
         if self.signature is None or "images" not in self.signature.structured_input_signature[1]:
             raise UserError(f"--saved_model={saved_model} has no serving_default signature taking encoded images: it "
                             "was not exported by cnn_tf")
-        self.batch_size = 64  # its graph is not inspected: rebuilding a loaded function's graph is slow
+        self.batch_size = 64  # fixed: the loaded function's graph is not inspected for its activations
         outputs = self.signature.structured_outputs
         if "probabilities" not in outputs or outputs["probabilities"].shape[-1] != len(self.class_names):
             raise UserError(f"--saved_model={saved_model}: its probabilities do not match the "
