@@ -76,6 +76,11 @@ class Launcher:
         if given:
             raise UserError(f"{given[0]}: the launcher gives each process its cluster flags; leave them out")
         self.opts, self.lock = opts, threading.Lock()
+        # A flag, not an exception: a KeyboardInterrupt could land inside Popen.poll or a print. Both
+        # signals are set explicitly, since a parent that ignores SIGINT would leave it ignored here.
+        self.interrupted = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: self.interrupted.set())
         ports = free_ports(opts.num_ps + opts.num_workers)
         hosts = [f"127.0.0.1:{p}" for p in ports]
         ps, workers = hosts[:opts.num_ps], hosts[opts.num_ps:]
@@ -121,32 +126,26 @@ class Launcher:
     def run(self):
         chief, chief_done_at = self.workers[0], None
         everyone = self.workers + self.ps
-        try:
-            while any(p.code is None for p in everyone):
-                failed = next((p for p in everyone if p.code not in (None, 0)), None)
-                if failed is not None and not self.stopping:
-                    self.stop(f"{failed.role} exited with {failed.code}")
-                if chief.code == 0 and chief_done_at is None:
-                    chief_done_at = time.monotonic()
-                if chief_done_at is not None and time.monotonic() - chief_done_at > self.opts.grace:
-                    self.stop(f"the chief finished {self.opts.grace:g} s ago")
-                time.sleep(0.1)
-        except KeyboardInterrupt:
-            self.stop("interrupted")
+        while any(p.code is None for p in everyone):
+            if self.interrupted.is_set():
+                self.stop("interrupted")
+            failed = next((p for p in everyone if p.code not in (None, 0)), None)
+            if failed is not None and not self.stopping:
+                self.stop(f"{failed.role} exited with {failed.code}")
+            if chief.code == 0 and chief_done_at is None:
+                chief_done_at = time.monotonic()
+            if chief_done_at is not None and time.monotonic() - chief_done_at > self.opts.grace:
+                self.stop(f"the chief finished {self.opts.grace:g} s ago")
+            time.sleep(0.1)
         for p in everyone:
             p.reader.join(timeout=5)
         self.say("exit codes: " + ", ".join(f"{p.role} {p.code}" for p in everyone))
         return chief.code if chief.code >= 0 else exit_codes.of_signal(-chief.code)  # killed by signal N
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM stops the cluster as Ctrl-C does
-
-
 def main(argv):
     opts = options.from_flags(LauncherOptions, flags.FLAGS, dataclasses.fields(LauncherOptions))
     launcher = Launcher(opts, argv[1:])
-    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(launcher.run())
 
 

@@ -312,8 +312,10 @@ def test_the_launcher_stops_the_cluster_on_sigint_with_a_checkpoint(data_dir, tm
     train_dir = str(tmp_path / "run")
     flags = small_run_flags(data_dir, train_dir, "--num_epochs=200", "--progress=false")
     log = tmp_path / "launcher.log"
+    # Started with SIGINT ignored, as under nohup or some CI runners: the launcher sets its own handler.
     launcher = subprocess.Popen([sys.executable, "-m", "cnn_tf.cluster", "--", *flags], stdout=open(log, "w"),
-                                stderr=subprocess.STDOUT, cwd=ROOT, env=cli_env(), start_new_session=True)
+                                stderr=subprocess.STDOUT, cwd=ROOT, env=cli_env(), start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         deadline = time.monotonic() + TIMEOUT
         while "[worker0] epoch 2/200" not in log.read_text():
