@@ -49,7 +49,10 @@ class RunFlags(AugmentFlags):
                                             "(default: 1 when every image is grayscale, else 3; tfrecord: as "
                                             "converted).", SOURCES, check=grey_or_colour,
                                             must_match=True)
-    validation_fraction: float = option(0.1, "Fraction of each image_folder class held out for validation.",
+    pets_label: str = option("breed", "oxford_pets: classify the 37 breeds, or the species (cat, dog).", SOURCES,
+                             choices=("breed", "species"), must_match=True)
+    validation_fraction: float = option(0.1, "Fraction of each image_folder class (oxford_pets: of each class's "
+                                        "trainval images) held out for validation.",
                                         SOURCES, check=fraction, must_match=True)
     test_fraction: float = option(0.1, "Fraction of each image_folder class held out for test.", SOURCES,
                                   check=fraction, must_match=True)

@@ -9,6 +9,7 @@ import pytest
 
 from cnn_tf import config
 from cnn_tf.data import cifar10, load_dataset, mnist
+from cnn_tf.data.archive import safe_extract
 from cnn_tf.errors import UserError
 from conftest import make_batch
 
@@ -78,7 +79,7 @@ def test_archive_members_outside_the_target_are_refused(tmp_path, member):
     make_archive(archive, per_batch=2, test=2, extra_members=[member])
     (tmp_path / "out").mkdir()
     with pytest.raises(UserError, match="outside"):
-        cifar10.safe_extract(str(archive), str(tmp_path / "out"))
+        safe_extract(str(archive), str(tmp_path / "out"))
     assert not (tmp_path / "escape.bin").exists() and os.listdir(tmp_path / "out") == []
 
 
@@ -90,7 +91,7 @@ def test_archive_links_are_refused(tmp_path):
     make_archive(archive, per_batch=2, test=2, extra_members=[link])
     (tmp_path / "out").mkdir()
     with pytest.raises(UserError, match="link"):
-        cifar10.safe_extract(str(archive), str(tmp_path / "out"))
+        safe_extract(str(archive), str(tmp_path / "out"))
     assert os.listdir(tmp_path / "out") == []
 
 

@@ -5,7 +5,7 @@ memory, except tfrecord's: a `RecordDataset` of shards written by `python -m cnn
 Pixels stay uint8 here; they are scaled to [0, 1] exactly once, inside the graph
 (`cnn_tf.data.pipeline`).
 """
-from cnn_tf.data import cifar10, image_folder, mnist, records  # noqa: F401 - each registers its datasets
+from cnn_tf.data import cifar10, image_folder, mnist, oxford_pets, records  # noqa: F401 - each registers its datasets
 from cnn_tf.data.dataset import Dataset
 from cnn_tf.registry import DATASETS
 

@@ -5,14 +5,11 @@ Each record of the binary files is 1 label byte and 3,072 pixel bytes (1,024 red
 blue, each 32x32 row-major).
 """
 import os
-import shutil
-import tarfile
-import tempfile
 
 import numpy as np
 
+from cnn_tf.data.archive import extract_folder, find_or_download
 from cnn_tf.data.dataset import Dataset, check_labels, register_dataset
-from cnn_tf.data.download import download
 from cnn_tf.data.mnist import SYSTEM_DIR, cache_dir
 from cnn_tf.errors import UserError
 
@@ -26,32 +23,6 @@ CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "
 RECORD = 1 + 32 * 32 * 3
 
 
-def safe_extract(archive, destination):
-    """Extracts the regular files and folders of a tar archive into `destination`, refusing any
-    member that is a link or device, or whose path would land outside `destination`."""
-    root = os.path.realpath(destination)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                target = os.path.realpath(os.path.join(root, member.name))
-                if os.path.isabs(member.name) or not (target == root or target.startswith(root + os.sep)):
-                    raise UserError(f"{archive}: member {member.name!r} would be written outside "
-                                    f"{destination}; refusing the archive")
-                if not (member.isfile() or member.isdir()):
-                    raise UserError(f"{archive}: member {member.name!r} is a link or device; refusing the archive")
-            for member in members:
-                target = os.path.join(root, member.name)
-                if member.isdir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with tar.extractfile(member) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise UserError(f"cannot extract {archive}: {e}; delete it and fetch it again") from e
-
-
 def locate_folder(data_dir=None, download_mirror=None):
     """The extracted cifar-10-batches-bin folder: found in --data_dir, /usr/share/datasets/cifar10
     or the cache, extracted from an archive found there, or downloaded and extracted."""
@@ -62,24 +33,8 @@ def locate_folder(data_dir=None, download_mirror=None):
         if os.path.isfile(os.path.join(directory, FOLDER, TEST_FILE)):
             return os.path.join(directory, FOLDER)
     target = data_dir or cache_dir("cifar10")
-    archive = next((os.path.join(d, ARCHIVE) for d in directories if os.path.isfile(os.path.join(d, ARCHIVE))), None)
-    if archive is None:
-        mirror = (download_mirror or MIRROR).rstrip("/") + "/"
-        try:
-            archive = download(mirror + ARCHIVE, os.path.join(target, ARCHIVE), SHA256)
-        except UserError as e:
-            raise UserError(f"cifar10: {ARCHIVE} is not in {', '.join(directories)} and {e}; to get it, "
-                            f"put the archive (or its extracted {FOLDER}/) in --data_dir") from e
-    os.makedirs(target, exist_ok=True)
-    # Extract beside the final place and rename, so an interrupted extraction leaves no half folder.
-    staging = tempfile.mkdtemp(prefix=".extract-", dir=target)
-    try:
-        safe_extract(archive, staging)
-        if not os.path.isfile(os.path.join(staging, FOLDER, TEST_FILE)):
-            raise UserError(f"{archive} has no {FOLDER}/{TEST_FILE}: not the CIFAR-10 binary archive")
-        os.replace(os.path.join(staging, FOLDER), os.path.join(target, FOLDER))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    archive = find_or_download("cifar10", ARCHIVE, SHA256, directories, target, download_mirror or MIRROR, FOLDER)
+    extract_folder(archive, target, FOLDER, TEST_FILE, "the CIFAR-10 binary archive")
     return os.path.join(target, FOLDER)
 
 
