@@ -1,6 +1,8 @@
 """Fine-tuning: --warm_start_from, --checkpoint_exclude_scopes, --trainable_scopes, --ignore_missing_vars,
 and image_folder's --channels (a digit model fine-tuned on grayscale files)."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from cnn_tf.data.preprocess import decode
 from cnn_tf.errors import UserError
 from cnn_tf.fine_tuning import WarmStart
 from cnn_tf.graph import build_graph
-from conftest import make_folder_layout, make_images, printed_accuracy, run_cli, write_image
+from conftest import ROOT, make_folder_layout, make_images, printed_accuracy, run_cli, write_image
 
 NUM_CLASSES = 5
 
@@ -221,3 +223,31 @@ def test_bad_fine_tuning_flags_are_one_line_and_leave_the_train_dir_as_it_was(
         assert error == message.format(source=source, missing=missing)
         assert all(note.startswith("decoding ") for note in notes), result.stderr
         assert (sorted(os.listdir(train_dir)) == ["notes.txt"]) if train_dir.name == "kept" else not train_dir.exists()
+
+
+# Published weights: backbones with slim's names
+
+@pytest.mark.slow
+def test_mobilenet_v1_warm_starts_from_a_checkpoint_in_slims_naming_and_keeps_its_backbone(tmp_path):
+    ckpt = str(tmp_path / "slim" / "mobilenet_v1_0.25_224.ckpt")
+    written = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "slim_checkpoints.py"), ckpt, "0.25"],
+                             capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0, written.stderr
+    saved = {name: value for name, value in weights(ckpt).items() if name != "global_step"}
+    shapes = {name: value.shape for name, value in saved.items()}
+    assert len(shapes) == 137 and shapes["MobilenetV1/Conv2d_13_pointwise/weights"] == (1, 1, 256, 256)
+    make_folder_layout(tmp_path / "photos", per_class=20, size=(40, 48))
+    train_dir = str(tmp_path / "tuned")
+    result = run_cli("train", "--dataset=image_folder", f"--data_dir={tmp_path / 'photos'}", "--model=mobilenet_v1",
+                     "--depth_multiplier=0.25", "--image_size=32", f"--train_dir={train_dir}", "--batch_size=16",
+                     "--num_epochs=1", "--progress=false", f"--warm_start_from={ckpt}",
+                     "--checkpoint_exclude_scopes=MobilenetV1/Logits", "--trainable_scopes=MobilenetV1/Logits")
+    assert result.returncode == 0, result.stderr
+    assert (f"warm start: {len(shapes) - 2} of the model's {len(shapes)} variables" in result.stdout
+            and "from their initializer: MobilenetV1/Logits" in result.stdout), result.stdout
+    tuned = weights(checkpoints.latest(os.path.join(train_dir, "checkpoints")))
+    assert {n for n in tuned if n.startswith("MobilenetV1/") and "/Adam" not in n} == set(shapes)
+    for name, value in saved.items():
+        if not name.startswith("MobilenetV1/Logits/"):  # frozen: weights and batch-norm statistics alike
+            np.testing.assert_array_equal(tuned[name], value, err_msg=name)
+    assert tuned["MobilenetV1/Logits/Conv2d_1c_1x1/weights"].shape == (1, 1, 256, 3)

@@ -1,4 +1,6 @@
 """Layers and models: shapes, variables, batch norm, weight decay, input sizes."""
+import inspect
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -133,7 +135,8 @@ def test_models_output_logits_for_several_input_sizes(model, height, width, chan
 
     graph, (logits, end_points) = build(fn)
     assert logits.shape.as_list() == [None, 7]
-    assert end_points and all(name.startswith(model + "/") for name in end_points)
+    scope = inspect.signature(nets_map[model]).parameters["scope"].default  # MobilenetV1: slim's name
+    assert end_points and all(name.startswith(scope + "/") for name in end_points)
     assert graph.get_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES)
 
 
@@ -231,3 +234,24 @@ def test_network_factory_enters_the_arg_scope_and_passes_model_options():
         get_network_fn("lenet", 10, keep_prob_conv=0.5)
     with pytest.raises(ValueError, match="unknown model 'resnet9'"):
         get_network_fn("resnet9", 10)
+
+
+def test_slims_batch_norm_in_inference_uses_the_restored_statistics_as_they_are():
+    """scale=True, debias=False: what slim's checkpoints hold (gamma; averages not bias-corrected)
+    gives slim's output, gamma * (x - mean) / sqrt(variance + eps) + beta."""
+    from cnn_tf.nets.layers import batch_norm
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 3, 3, 4)).astype(np.float32)
+    stats = {name: (rng.uniform(0.5, 2, 4) if name in ("gamma", "moving_variance") else rng.normal(size=4))
+             .astype(np.float32) for name in ("beta", "gamma", "moving_mean", "moving_variance")}
+    graph = tf.Graph()
+    with graph.as_default():
+        y = batch_norm(tf.constant(x), is_training=False, scale=True, debias=False, scope="bn")
+        names = {v.op.name for v in tf.compat.v1.global_variables()}
+        assert names == {f"bn/{n}" for n in stats}  # no num_updates: nothing slim's checkpoint lacks
+        with tf.compat.v1.Session() as sess:
+            sess.run([v.assign(stats[v.op.name[3:]]) for v in tf.compat.v1.global_variables()])
+            out = sess.run(y)
+    expected = stats["gamma"] * (x - stats["moving_mean"]) / np.sqrt(stats["moving_variance"] + 1e-3) + stats["beta"]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

@@ -5,13 +5,15 @@ from cnn_tf.errors import UserError
 from cnn_tf.graph.hardware import COMPUTE_DTYPES
 from cnn_tf.nets import get_network_fn, model_options
 from cnn_tf.nets.layers import InputSizeError
+from cnn_tf.registry import MODEL_OPTIONS
 
 
 def model_rate_placeholders(cfg):
     """A model's own rates (four_conv's keep_prob_conv) as placeholders evaluation may change, named
-    after the flag; its sizes (resnet's depth and width) are not here: they fix the variables."""
+    after the flag; its sizes (resnet's depth and width, mobilenet's depth multiplier) are not here:
+    they fix the variables, so a resumed run must match them."""
     return {name: tf.compat.v1.placeholder_with_default(float(getattr(cfg, name)), [], name)
-            for name in model_options(cfg.model) if not isinstance(getattr(cfg, name), int)}
+            for name in model_options(cfg.model) if not MODEL_OPTIONS[name][1].metadata["must_match"]}
 
 
 def model_fn(cfg, num_classes, keep_prob=1.0, rates=None, precision="float32", weight_decay=None):

@@ -49,31 +49,37 @@ def _smart_cond(pred, true_fn, false_fn):
     return tf.cond(pred, true_fn, false_fn)
 
 
-def batch_norm(inputs, is_training=True, decay=0.99, epsilon=1e-3, scope="BatchNorm"):
-    """Fused batch norm (no scale: a ReLU or another linear layer follows); the moving-average
-    updates go to UPDATE_OPS, which the train op runs before each step.
+def batch_norm(inputs, is_training=True, decay=0.99, epsilon=1e-3, scale=False, debias=True, scope="BatchNorm"):
+    """Fused batch norm (no scale by default: a ReLU or another linear layer follows); the
+    moving-average updates go to UPDATE_OPS, which the train op runs before each step.
 
     The moving averages start at zero and are bias-corrected by the number of updates, as Adam
     corrects its moments. Averages started at (0, 1) lag for hundreds of steps, and a net whose
     activations are far from unit variance (Xavier-initialized, say) evaluated at chance level
-    after its first epoch.
+    after its first epoch. `scale=True, debias=False` is slim's batch norm, variable for variable
+    (a gamma; averages from (0, 1), used as they are), so its published checkpoints restore.
     """
     channels = inputs.shape[-1]
     with tf.compat.v1.variable_scope(scope):
         beta = tf.compat.v1.get_variable("beta", [channels], initializer=tf.zeros_initializer())
-        gamma = tf.ones([channels], name="gamma")
+        gamma = (tf.compat.v1.get_variable("gamma", [channels], initializer=tf.ones_initializer()) if scale
+                 else tf.ones([channels], name="gamma"))
 
-        def statistic(name, shape):
+        def statistic(name, shape, start=tf.zeros_initializer()):
             return tf.compat.v1.get_variable(
-                name, shape, initializer=tf.zeros_initializer(), trainable=False,
+                name, shape, initializer=start, trainable=False,
                 collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, tf.compat.v1.GraphKeys.MODEL_VARIABLES])
 
-        moving_mean, moving_var = statistic("moving_mean", [channels]), statistic("moving_variance", [channels])
-        updates = statistic("num_updates", [])
-        correction = 1.0 - tf.pow(decay, updates)
-        seen = updates > 0
-        mean = tf.where(seen, moving_mean / tf.maximum(correction, 1e-12), tf.zeros([channels]))
-        variance = tf.where(seen, moving_var / tf.maximum(correction, 1e-12), tf.ones([channels]))
+        moving_mean = statistic("moving_mean", [channels])
+        moving_var = statistic("moving_variance", [channels], tf.zeros_initializer() if debias else tf.ones_initializer())
+        if debias:
+            updates = statistic("num_updates", [])
+            correction = 1.0 - tf.pow(decay, updates)
+            seen = updates > 0
+            mean = tf.where(seen, moving_mean / tf.maximum(correction, 1e-12), tf.zeros([channels]))
+            variance = tf.where(seen, moving_var / tf.maximum(correction, 1e-12), tf.ones([channels]))
+        else:
+            updates, mean, variance = None, moving_mean, moving_var
 
         def training():
             return tf.compat.v1.nn.fused_batch_norm(
@@ -89,8 +95,8 @@ def batch_norm(inputs, is_training=True, decay=0.99, epsilon=1e-3, scope="BatchN
             return inference()[0]
         outputs, new_mean, new_var = _smart_cond(is_training, training, inference)
         # In inference the branch hands back the stored averages, so these updates change nothing.
-        for op in (moving_mean.assign(new_mean), moving_var.assign(new_var),
-                   updates.assign_add(tf.cast(is_training, tf.float32))):
+        counted = [] if updates is None else [updates.assign_add(tf.cast(is_training, tf.float32))]
+        for op in (moving_mean.assign(new_mean), moving_var.assign(new_var), *counted):
             tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, op)
         return outputs
 
@@ -108,7 +114,7 @@ def _conv(inputs, weights, stride, padding):
 @add_arg_scope
 def conv2d(inputs, num_outputs, kernel_size, stride=1, padding="SAME", activation_fn=tf.nn.relu,
            weights_initializer=None, weights_regularizer=None, use_batch_norm=False, is_training=True,
-           batch_norm_decay=0.99, use_bias=True, outputs_collections=None, scope=None):
+           batch_norm_decay=0.99, batch_norm_params=None, use_bias=True, outputs_collections=None, scope=None):
     """conv -> bias_add (or batch norm) -> activation, in the order Grappler fuses. `use_bias=False`
     for a conv whose output a batch norm normalizes later (a pre-activation ResNet's): such a bias
     has no use, and in bfloat16 its gradient, summed over the batch and the map in bfloat16, made it
@@ -123,16 +129,43 @@ def conv2d(inputs, num_outputs, kernel_size, stride=1, padding="SAME", activatio
             # Here rather than get_variable's regularizer=, which puts it at the graph's top level.
             tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES, weights_regularizer(weights))
         outputs = _conv(inputs, tf.cast(weights, inputs.dtype), stride, padding)
-        if use_batch_norm:
-            outputs = batch_norm(outputs, is_training, batch_norm_decay)
-        elif use_bias:
-            biases = tf.compat.v1.get_variable("biases", [num_outputs], initializer=tf.zeros_initializer())
-            outputs = tf.nn.bias_add(outputs, tf.cast(biases, inputs.dtype))
-        tf.compat.v1.add_to_collection(PRE_ACTIVATIONS, outputs)
-        if activation_fn is not None:
-            outputs = activation_fn(outputs)
-        _collect(outputs_collections, sc.name, outputs)
-        return outputs
+        return _normalize_and_activate(outputs, sc, num_outputs, activation_fn, use_batch_norm, is_training,
+                                       batch_norm_decay, batch_norm_params, use_bias, outputs_collections)
+
+
+def _normalize_and_activate(outputs, sc, channels, activation_fn, use_batch_norm, is_training, batch_norm_decay,
+                            batch_norm_params, use_bias, outputs_collections):
+    """What follows every convolution: batch norm (`batch_norm_params`: its scale, debias) or a bias,
+    then the activation; the output collected as an end point named by the layer's scope."""
+    if use_batch_norm:
+        outputs = batch_norm(outputs, is_training, batch_norm_decay, **(batch_norm_params or {}))
+    elif use_bias:
+        biases = tf.compat.v1.get_variable("biases", [channels], initializer=tf.zeros_initializer())
+        outputs = tf.nn.bias_add(outputs, tf.cast(biases, outputs.dtype))
+    tf.compat.v1.add_to_collection(PRE_ACTIVATIONS, outputs)
+    if activation_fn is not None:
+        outputs = activation_fn(outputs)
+    _collect(outputs_collections, sc.name, outputs)
+    return outputs
+
+
+@add_arg_scope
+def depthwise_conv2d(inputs, kernel_size, stride=1, padding="SAME", activation_fn=tf.nn.relu, weights_initializer=None,
+                     weights_regularizer=None, use_batch_norm=False, is_training=True, batch_norm_decay=0.99,
+                     batch_norm_params=None, use_bias=True, outputs_collections=None, scope=None):
+    """One 3x3 (or k x k) filter per input channel, slim's separable_conv2d without its pointwise
+    part: variable `depthwise_weights` [k, k, channels, 1]. No weight decay unless given (slim's
+    regularize_depthwise=False: a few weights per channel need none)."""
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    with tf.compat.v1.variable_scope(scope, "DepthwiseConv", [inputs]) as sc:
+        channels = inputs.shape[-1]
+        weights = tf.compat.v1.get_variable("depthwise_weights", [kh, kw, channels, 1], dtype=tf.float32,
+                                            initializer=weights_initializer or initializer("variance_scaling"))
+        if weights_regularizer is not None and not sc.reuse:
+            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES, weights_regularizer(weights))
+        outputs = tf.nn.depthwise_conv2d(inputs, tf.cast(weights, inputs.dtype), [1, stride, stride, 1], padding)
+        return _normalize_and_activate(outputs, sc, channels, activation_fn, use_batch_norm, is_training,
+                                       batch_norm_decay, batch_norm_params, use_bias, outputs_collections)
 
 
 @add_arg_scope
@@ -215,8 +248,8 @@ def model_scope(scope, default_name, images, is_training):
     tower = tf.compat.v1.get_default_graph().get_name_scope()
     with tf.compat.v1.variable_scope(scope, default_name, [images]) as sc:
         end_points = {}
-        with arg_scope([conv2d, max_pool2d, dropout], outputs_collections=end_points), \
-                arg_scope([conv2d, dropout], is_training=is_training):
+        with arg_scope([conv2d, depthwise_conv2d, max_pool2d, dropout], outputs_collections=end_points), \
+                arg_scope([conv2d, depthwise_conv2d, dropout], is_training=is_training):
             yield sc, end_points
     if tower:  # built in a tower's name scope (training/, inference/): the same keys in every tower
         for key in list(end_points):
