@@ -23,7 +23,7 @@ def build_inference_graph(cfg, image_shape, class_names, pixel_mean=None, tta="n
 
         def logits_of(pixels, reuse=True):
             with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=reuse):
-                return model(normalize(pixels, pixel_mean), is_training=False)[0]
+                return model(normalize(pixels, pixel_mean, cfg.normalization), is_training=False)[0]
 
         def classify(pixels, reuse):
             probabilities = averaged_over_mirrors(tf.nn.softmax(logits_of(pixels, reuse)), logits_of, pixels, tta)

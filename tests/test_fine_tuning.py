@@ -14,7 +14,8 @@ from cnn_tf.data.preprocess import decode
 from cnn_tf.errors import UserError
 from cnn_tf.fine_tuning import WarmStart
 from cnn_tf.graph import build_graph
-from conftest import ROOT, make_folder_layout, make_images, printed_accuracy, run_cli, write_image
+from conftest import (ROOT, colour_image, export_and_compare, make_folder_layout, make_images, printed_accuracy, run_cli,
+                      write_image)
 
 NUM_CLASSES = 5
 
@@ -228,7 +229,8 @@ def test_bad_fine_tuning_flags_are_one_line_and_leave_the_train_dir_as_it_was(
 # Published weights: backbones with slim's names
 
 @pytest.mark.slow
-def test_mobilenet_v1_warm_starts_from_a_checkpoint_in_slims_naming_and_keeps_its_backbone(tmp_path):
+def test_mobilenet_v1_warm_starts_from_a_checkpoint_in_slims_naming_keeps_its_backbone_and_exports(tmp_path):
+    """With slim's [-1, 1] inputs (--normalization=inception), which the SavedModel applies after image:0 too."""
     ckpt = str(tmp_path / "slim" / "mobilenet_v1_0.25_224.ckpt")
     written = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "slim_checkpoints.py"), ckpt, "0.25"],
                              capture_output=True, text=True, timeout=300)
@@ -241,7 +243,8 @@ def test_mobilenet_v1_warm_starts_from_a_checkpoint_in_slims_naming_and_keeps_it
     result = run_cli("train", "--dataset=image_folder", f"--data_dir={tmp_path / 'photos'}", "--model=mobilenet_v1",
                      "--depth_multiplier=0.25", "--image_size=32", f"--train_dir={train_dir}", "--batch_size=16",
                      "--num_epochs=1", "--progress=false", f"--warm_start_from={ckpt}",
-                     "--checkpoint_exclude_scopes=MobilenetV1/Logits", "--trainable_scopes=MobilenetV1/Logits")
+                     "--checkpoint_exclude_scopes=MobilenetV1/Logits", "--trainable_scopes=MobilenetV1/Logits",
+                     "--normalization=inception")
     assert result.returncode == 0, result.stderr
     assert (f"warm start: {len(shapes) - 2} of the model's {len(shapes)} variables" in result.stdout
             and "from their initializer: MobilenetV1/Logits" in result.stdout), result.stdout
@@ -251,3 +254,5 @@ def test_mobilenet_v1_warm_starts_from_a_checkpoint_in_slims_naming_and_keeps_it
         if not name.startswith("MobilenetV1/Logits/"):  # frozen: weights and batch-norm statistics alike
             np.testing.assert_array_equal(tuned[name], value, err_msg=name)
     assert tuned["MobilenetV1/Logits/Conv2d_1c_1x1/weights"].shape == (1, 1, 256, 3)
+    images = np.stack([colour_image(k % 3, 900 + k, 32, 32) for k in range(6)])
+    export_and_compare(train_dir, images, ["bird", "cat", "dog"], tmp_path)

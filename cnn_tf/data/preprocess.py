@@ -202,8 +202,12 @@ def scale_pixels(images):
     return tf.cast(images, tf.float32) * (1.0 / 255.0)
 
 
-def normalize(images, pixel_mean=None):
-    """[0, 1] pixels -> the model's input: minus `pixel_mean` per channel, if given."""
+def normalize(images, pixel_mean=None, normalization="scale"):
+    """[0, 1] pixels -> the model's input: minus `pixel_mean` per channel, if given; or with
+    normalization "inception", 2x - 1, in [-1, 1] (slim's inception_preprocessing: what its
+    MobileNet, Inception and ResNet v2 ImageNet checkpoints were trained on)."""
+    if normalization == "inception":
+        return tf.subtract(images * 2.0, 1.0, name="to_minus_one_one")
     if pixel_mean is None:
         return images
     return tf.subtract(images, tf.constant(np.asarray(pixel_mean, np.float32)), name="subtract_pixel_mean")

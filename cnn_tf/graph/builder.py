@@ -90,7 +90,7 @@ def _inputs(cfg, pipeline, image_shape, pixel_mean):
     """The named placeholders, defaulting to the pipeline's batch; image:0 takes [0, 1] pixels, and
     the normalization the run trained with happens after it."""
     image = tf.compat.v1.placeholder_with_default(pipeline.images, [None, *image_shape], "image")
-    model_input = normalize(image, pixel_mean)
+    model_input = normalize(image, pixel_mean, cfg.normalization)
     label = tf.compat.v1.placeholder_with_default(pipeline.labels, [None], "label")
     mix_weight = tf.compat.v1.placeholder_with_default(pipeline.mix_weight, [], "mix_weight")
     keep_prob = tf.compat.v1.placeholder_with_default(float(cfg.keep_prob), [], "keep_prob")

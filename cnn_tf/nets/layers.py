@@ -71,7 +71,8 @@ def batch_norm(inputs, is_training=True, decay=0.99, epsilon=1e-3, scale=False, 
                 collections=[tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, tf.compat.v1.GraphKeys.MODEL_VARIABLES])
 
         moving_mean = statistic("moving_mean", [channels])
-        moving_var = statistic("moving_variance", [channels], tf.zeros_initializer() if debias else tf.ones_initializer())
+        moving_var = statistic("moving_variance", [channels],
+                               tf.zeros_initializer() if debias else tf.ones_initializer())
         if debias:
             updates = statistic("num_updates", [])
             correction = 1.0 - tf.pow(decay, updates)
