@@ -1,7 +1,9 @@
-"""Fetch a dataset ahead of training: `python -m cnn_tf.data.fetch --dataset=fashion_mnist`.
+"""Fetch a dataset ahead of training: `python -m cnn_tf.data.fetch --dataset=fashion_mnist`, or
+published ImageNet weights: `python -m cnn_tf.data.fetch --weights=mobilenet_v1_1.0_224`.
 
-Looks where training looks (--data_dir, /usr/share/datasets, the cache) and downloads what is
-missing, with checksums; prints where the files are.
+A dataset is looked for where training looks (--data_dir, /usr/share/datasets, the cache) and what
+is missing downloaded, with checksums; weights go to DIR/NAME (DIR: --data_dir or the cache). Prints
+where the files are (stdout); for weights, the archive's SHA-256 too, so that it can be pinned.
 """
 import dataclasses
 import typing
@@ -9,7 +11,9 @@ import typing
 from absl import flags
 
 from cnn_tf import cli, options
+from cnn_tf import log
 from cnn_tf.data import mnist
+from cnn_tf.data.weights import PUBLISHED, fetch_weights
 from cnn_tf.options import DATA, Options, option
 
 
@@ -20,17 +24,30 @@ class FetchOptions(Options):
                                             "cache).", DATA, saved=False)
     download_mirror: typing.Optional[str] = option(None, "Base URL to download from (default: the official "
                                                    "mirror).", DATA, saved=False)
+    weights: typing.Optional[str] = option(None, "Published ImageNet weights to fetch instead of a dataset.", DATA,
+                                           choices=tuple(PUBLISHED), saved=False)
+    sha256: typing.Optional[str] = option(None, "--weights: the archive's SHA-256; a download that differs is refused "
+                                          "(default: any, and its digest is printed).", DATA, saved=False)
 
 
 def main(argv):
     cli.no_arguments(argv)
     opts = options.from_flags(FetchOptions, flags.FLAGS)
+    if opts.weights:
+        checkpoint, sha256 = fetch_weights(opts.weights, opts.data_dir, opts.download_mirror, opts.sha256)
+        print(f"checkpoint: {checkpoint}")
+        if sha256:
+            print(f"sha256: {sha256}")
+            if not opts.sha256:
+                log.info(f"not pinned: pass --sha256={sha256} to refuse any other archive next time")
+        return
     for role, path in mnist.locate_files(opts.dataset, opts.data_dir, opts.download_mirror).items():
         print(f"{role}: {path}")
 
 
 def run():
-    cli.run(main, "python -m cnn_tf.data.fetch --dataset=fashion_mnist|mnist [--data_dir=DIR]",
+    cli.run(main, "python -m cnn_tf.data.fetch --dataset=fashion_mnist|mnist | --weights=NAME [--sha256=HEX] "
+            "[--data_dir=DIR]",
             dataclasses.fields(FetchOptions))
 
 
