@@ -63,8 +63,9 @@ class RunFlags(AugmentFlags):
                                    "with a warning, instead of stopping with an error.", SOURCES)
     normalization: str = option("scale", "Pixels are scaled to [0, 1]; mean also subtracts the training "
                                 "images' per-channel mean; inception maps them to [-1, 1] (slim's preprocessing "
-                                "for its published MobileNet weights).", DATA, choices=("scale", "mean", "inception"),
-                                must_match=True)
+                                "for its published MobileNet weights); vgg to 0-255 minus ImageNet's channel means "
+                                "(its VGG and ResNet v1 weights').", DATA,
+                                choices=("scale", "mean", "inception", "vgg"), must_match=True)
     augment: str = option("none", "Training batches: flip_crop, a random horizontal flip and a random crop after "
                           "zero-padding (clothes); crop, the crop alone (digits: a mirrored 2 is no 2); "
                           "random_resized_crop, a crop of random area and aspect resized to the image, and a flip "

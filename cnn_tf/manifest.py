@@ -27,7 +27,8 @@ from cnn_tf.traindir import write_atomic
 FORMAT = "cnn_tf.run/1"
 PREPROCESSING = ("decode PNG/JPEG/BMP/GIF (tf.io.decode_image; grey replicated or colour to luminance as "
                  "channels asks), resize antialiased to image_shape, scale to [0, 1], subtract pixel_mean "
-                 "when normalization is mean, or map to [-1, 1] (2x - 1) when it is inception")
+                 "when normalization is mean, or map to [-1, 1] (2x - 1) when it is inception, or to 255x "
+                 "minus ImageNet's RGB means when it is vgg")
 WHAT_TO_DO = ("a run's data must stay as it trained on it: train a new --train_dir, or start one from this run's "
               "weights with --warm_start_from={train_dir}")
 

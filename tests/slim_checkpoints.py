@@ -1,9 +1,11 @@
 """Checkpoints in TF-Slim's exact naming, written without cnn_tf's nets: the names and shapes follow
 slim's own code (research/slim/nets/mobilenet_v1.py: _CONV_DEFS, mobilenet_v1_base, the Logits
-scope; batch norm with center and scale), the values are random. What a published ImageNet
-checkpoint (mobilenet_v1_<d>_224.ckpt, 1001 classes) holds, at any size.
+scope; resnet_v1.py: resnet_v1_block, bottleneck, resnet_v1_50; batch norm with center and scale),
+the values are random. What a published ImageNet checkpoint holds (mobilenet_v1_<d>_224.ckpt, 1001
+classes; resnet_v1_50.ckpt, 1000).
 
-    python tests/slim_checkpoints.py OUT_PREFIX [depth_multiplier]
+    python tests/slim_checkpoints.py OUT_PREFIX mobilenet_v1 [depth_multiplier]
+    python tests/slim_checkpoints.py OUT_PREFIX resnet_v1_50
 """
 import sys
 
@@ -38,6 +40,28 @@ def mobilenet_v1_shapes(depth_multiplier=1.0, num_classes=1001, min_depth=8):
     return shapes
 
 
+def resnet_v1_50_shapes(num_classes=1000):
+    """{variable name: shape} of slim's resnet_v1_50: resnet_v1_block(scope, base_depth, num_units,
+    stride) for its four blocks; each unit a bottleneck_v1 of conv1 1x1, conv2 3x3, conv3 1x1 (depth
+    4 x base), and a 1x1 shortcut conv where the input depth differs."""
+    shapes = {"resnet_v1_50/conv1/weights": [7, 7, 3, 64], **_batch_norm("resnet_v1_50/conv1", 64)}
+    channels = 64
+    for block, base, units in (("block1", 64, 3), ("block2", 128, 4), ("block3", 256, 6), ("block4", 512, 3)):
+        for unit in range(1, units + 1):
+            prefix = f"resnet_v1_50/{block}/unit_{unit}/bottleneck_v1"
+            if channels != 4 * base:
+                shapes[f"{prefix}/shortcut/weights"] = [1, 1, channels, 4 * base]
+                shapes.update(_batch_norm(f"{prefix}/shortcut", 4 * base))
+            for conv, shape in (("conv1", [1, 1, channels, base]), ("conv2", [3, 3, base, base]),
+                                ("conv3", [1, 1, base, 4 * base])):
+                shapes[f"{prefix}/{conv}/weights"] = shape
+                shapes.update(_batch_norm(f"{prefix}/{conv}", shape[-1]))
+            channels = 4 * base
+    shapes["resnet_v1_50/logits/weights"] = [1, 1, 2048, num_classes]
+    shapes["resnet_v1_50/logits/biases"] = [num_classes]
+    return shapes
+
+
 def write(prefix, shapes, seed=0):
     """Saves random values of `shapes` under their names (variances positive, as trained ones are)
     with the TF1 Saver slim used; returns {name: value}."""
@@ -62,4 +86,7 @@ def write(prefix, shapes, seed=0):
 
 
 if __name__ == "__main__":
-    write(sys.argv[1], mobilenet_v1_shapes(float(sys.argv[2]) if len(sys.argv) > 2 else 1.0))
+    if sys.argv[2] == "resnet_v1_50":
+        write(sys.argv[1], resnet_v1_50_shapes())
+    else:
+        write(sys.argv[1], mobilenet_v1_shapes(float(sys.argv[3]) if len(sys.argv) > 3 else 1.0))

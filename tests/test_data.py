@@ -236,6 +236,11 @@ def test_the_graph_subtracts_the_pixel_mean_after_the_image_placeholder():
         pixels, model_input = sess.run([g.inputs.image, g.inputs.model_input])
     np.testing.assert_allclose(pixels, images / 255.0, rtol=1e-6)
     np.testing.assert_allclose(model_input, images / 255.0 * 2 - 1, rtol=1e-5, atol=1e-6)  # slim's [-1, 1]
+    g = build_graph(RunConfig(model="three_conv", normalization="vgg"), (8, 8, 3), 10, 6)
+    with tf.compat.v1.Session(graph=g.graph) as sess:
+        g.inputs.pipeline.start(sess, images, np.zeros(6, np.int64), 6)
+        model_input = sess.run(g.inputs.model_input)
+    np.testing.assert_allclose(model_input, images - np.array([123.68, 116.78, 103.94]), rtol=1e-5, atol=1e-3)
 
 
 def test_augmentation_flips_and_crops_each_image_from_stateless_seeds():

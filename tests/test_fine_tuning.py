@@ -228,31 +228,40 @@ def test_bad_fine_tuning_flags_are_one_line_and_leave_the_train_dir_as_it_was(
 
 # Published weights: backbones with slim's names
 
+# model, its flags, its normalization, the logits scope, the checkpoint's variables, a backbone weight's shape
+BACKBONES = {
+    "mobilenet_v1": (["--depth_multiplier=0.25"], "inception", "MobilenetV1/Logits", 137,
+                     ("MobilenetV1/Conv2d_13_pointwise/weights", (1, 1, 256, 256))),
+    "resnet_v1_50": ([], "vgg", "resnet_v1_50/logits", 267,
+                     ("resnet_v1_50/block4/unit_3/bottleneck_v1/conv3/weights", (1, 1, 512, 2048))),
+}
+
+
 @pytest.mark.slow
-def test_mobilenet_v1_warm_starts_from_a_checkpoint_in_slims_naming_keeps_its_backbone_and_exports(tmp_path):
-    """With slim's [-1, 1] inputs (--normalization=inception), which the SavedModel applies after image:0 too."""
-    ckpt = str(tmp_path / "slim" / "mobilenet_v1_0.25_224.ckpt")
-    written = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "slim_checkpoints.py"), ckpt, "0.25"],
-                             capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("model", sorted(BACKBONES))
+def test_a_backbone_warm_starts_from_a_checkpoint_in_slims_naming_keeps_its_backbone_and_exports(model, tmp_path):
+    """With slim's inputs for its weights (--normalization), which the SavedModel applies after image:0 too."""
+    extra, normalization, logits, count, (name, shape) = BACKBONES[model]
+    ckpt = str(tmp_path / "slim" / f"{model}.ckpt")
+    written = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "slim_checkpoints.py"), ckpt, model,
+                              *[f.split("=")[1] for f in extra]], capture_output=True, text=True, timeout=300)
     assert written.returncode == 0, written.stderr
-    saved = {name: value for name, value in weights(ckpt).items() if name != "global_step"}
-    shapes = {name: value.shape for name, value in saved.items()}
-    assert len(shapes) == 137 and shapes["MobilenetV1/Conv2d_13_pointwise/weights"] == (1, 1, 256, 256)
+    saved = {n: value for n, value in weights(ckpt).items() if n != "global_step"}
+    assert len(saved) == count and saved[name].shape == shape
     make_folder_layout(tmp_path / "photos", per_class=20, size=(40, 48))
     train_dir = str(tmp_path / "tuned")
-    result = run_cli("train", "--dataset=image_folder", f"--data_dir={tmp_path / 'photos'}", "--model=mobilenet_v1",
-                     "--depth_multiplier=0.25", "--image_size=32", f"--train_dir={train_dir}", "--batch_size=16",
-                     "--num_epochs=1", "--progress=false", f"--warm_start_from={ckpt}",
-                     "--checkpoint_exclude_scopes=MobilenetV1/Logits", "--trainable_scopes=MobilenetV1/Logits",
-                     "--normalization=inception")
+    result = run_cli("train", "--dataset=image_folder", f"--data_dir={tmp_path / 'photos'}", f"--model={model}",
+                     *extra, "--image_size=32", f"--train_dir={train_dir}", "--batch_size=16", "--num_epochs=1",
+                     "--progress=false", f"--warm_start_from={ckpt}", f"--checkpoint_exclude_scopes={logits}",
+                     f"--trainable_scopes={logits}", f"--normalization={normalization}")
     assert result.returncode == 0, result.stderr
-    assert (f"warm start: {len(shapes) - 2} of the model's {len(shapes)} variables" in result.stdout
-            and "from their initializer: MobilenetV1/Logits" in result.stdout), result.stdout
+    assert (f"warm start: {count - 2} of the model's {count} variables" in result.stdout
+            and f"from their initializer: {logits}" in result.stdout), result.stdout
     tuned = weights(checkpoints.latest(os.path.join(train_dir, "checkpoints")))
-    assert {n for n in tuned if n.startswith("MobilenetV1/") and "/Adam" not in n} == set(shapes)
-    for name, value in saved.items():
-        if not name.startswith("MobilenetV1/Logits/"):  # frozen: weights and batch-norm statistics alike
-            np.testing.assert_array_equal(tuned[name], value, err_msg=name)
-    assert tuned["MobilenetV1/Logits/Conv2d_1c_1x1/weights"].shape == (1, 1, 256, 3)
+    assert {n for n in tuned if n.startswith(name.split("/")[0] + "/") and "/Adam" not in n} == set(saved)
+    for n, value in saved.items():
+        if not n.startswith(logits + "/"):  # frozen: weights and batch-norm statistics alike
+            np.testing.assert_array_equal(tuned[n], value, err_msg=n)
+    assert tuned[f"{logits}/weights" if model == "resnet_v1_50" else f"{logits}/Conv2d_1c_1x1/weights"].shape[-1] == 3
     images = np.stack([colour_image(k % 3, 900 + k, 32, 32) for k in range(6)])
     export_and_compare(train_dir, images, ["bird", "cat", "dog"], tmp_path)

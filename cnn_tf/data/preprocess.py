@@ -202,12 +202,18 @@ def scale_pixels(images):
     return tf.cast(images, tf.float32) * (1.0 / 255.0)
 
 
+IMAGENET_RGB_MEAN = [123.68, 116.78, 103.94]  # slim's vgg_preprocessing, on the 0-255 scale
+
+
 def normalize(images, pixel_mean=None, normalization="scale"):
     """[0, 1] pixels -> the model's input: minus `pixel_mean` per channel, if given; or with
     normalization "inception", 2x - 1, in [-1, 1] (slim's inception_preprocessing: what its
-    MobileNet, Inception and ResNet v2 ImageNet checkpoints were trained on)."""
+    MobileNet, Inception and ResNet v2 ImageNet checkpoints were trained on); or "vgg", 255x minus
+    ImageNet's channel means (slim's vgg_preprocessing: its VGG and ResNet v1 checkpoints')."""
     if normalization == "inception":
         return tf.subtract(images * 2.0, 1.0, name="to_minus_one_one")
+    if normalization == "vgg":
+        return tf.subtract(images * 255.0, tf.constant(IMAGENET_RGB_MEAN), name="subtract_imagenet_mean")
     if pixel_mean is None:
         return images
     return tf.subtract(images, tf.constant(np.asarray(pixel_mean, np.float32)), name="subtract_pixel_mean")
