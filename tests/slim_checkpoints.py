@@ -1,10 +1,12 @@
 """Checkpoints in TF-Slim's exact naming, written without cnn_tf's nets: the names and shapes follow
 slim's own code (research/slim/nets/mobilenet_v1.py: _CONV_DEFS, mobilenet_v1_base, the Logits
-scope; resnet_v1.py: resnet_v1_block, bottleneck, resnet_v1_50; batch norm with center and scale),
+scope; mobilenet/mobilenet_v2.py: V2_DEF, and conv_blocks.py: expanded_conv; resnet_v1.py:
+resnet_v1_block, bottleneck, resnet_v1_50; batch norm with center and scale),
 the values are random. What a published ImageNet checkpoint holds (mobilenet_v1_<d>_224.ckpt, 1001
 classes; resnet_v1_50.ckpt, 1000).
 
     python tests/slim_checkpoints.py OUT_PREFIX mobilenet_v1 [depth_multiplier]
+    python tests/slim_checkpoints.py OUT_PREFIX mobilenet_v2
     python tests/slim_checkpoints.py OUT_PREFIX resnet_v1_50
 """
 import sys
@@ -37,6 +39,35 @@ def mobilenet_v1_shapes(depth_multiplier=1.0, num_classes=1001, min_depth=8):
         channels = out
     shapes["MobilenetV1/Logits/Conv2d_1c_1x1/weights"] = [1, 1, channels, num_classes]
     shapes["MobilenetV1/Logits/Conv2d_1c_1x1/biases"] = [num_classes]
+    return shapes
+
+
+# slim's V2_DEF after its first conv (3x3 / 2, 32): expanded_conv(expansion, num_outputs, stride), in order
+MOBILENET_V2_DEFS = [(1, 16, 1), (6, 24, 2), (6, 24, 1), (6, 32, 2), (6, 32, 1), (6, 32, 1), (6, 64, 2), (6, 64, 1),
+                     (6, 64, 1), (6, 64, 1), (6, 96, 1), (6, 96, 1), (6, 96, 1), (6, 160, 2), (6, 160, 1),
+                     (6, 160, 1), (6, 320, 1)]
+
+
+def mobilenet_v2_shapes(num_classes=1001):
+    """{variable name: shape} of slim's mobilenet_v2 at depth multiplier 1 (scope MobilenetV2): each
+    expanded_conv an expand 1x1 (absent where the expansion is 1), a depthwise 3x3, a project 1x1."""
+    shapes = {"MobilenetV2/Conv/weights": [3, 3, 3, 32], **_batch_norm("MobilenetV2/Conv", 32)}
+    channels = 32
+    for i, (expansion, out, _) in enumerate(MOBILENET_V2_DEFS):
+        prefix = f"MobilenetV2/expanded_conv{f'_{i}' if i else ''}"
+        inner = channels * expansion
+        if expansion > 1:
+            shapes[f"{prefix}/expand/weights"] = [1, 1, channels, inner]
+            shapes.update(_batch_norm(f"{prefix}/expand", inner))
+        shapes[f"{prefix}/depthwise/depthwise_weights"] = [3, 3, inner, 1]
+        shapes.update(_batch_norm(f"{prefix}/depthwise", inner))
+        shapes[f"{prefix}/project/weights"] = [1, 1, inner, out]
+        shapes.update(_batch_norm(f"{prefix}/project", out))
+        channels = out
+    shapes["MobilenetV2/Conv_1/weights"] = [1, 1, 320, 1280]
+    shapes.update(_batch_norm("MobilenetV2/Conv_1", 1280))
+    shapes["MobilenetV2/Logits/Conv2d_1c_1x1/weights"] = [1, 1, 1280, num_classes]
+    shapes["MobilenetV2/Logits/Conv2d_1c_1x1/biases"] = [num_classes]
     return shapes
 
 
@@ -88,5 +119,7 @@ def write(prefix, shapes, seed=0):
 if __name__ == "__main__":
     if sys.argv[2] == "resnet_v1_50":
         write(sys.argv[1], resnet_v1_50_shapes())
+    elif sys.argv[2] == "mobilenet_v2":
+        write(sys.argv[1], mobilenet_v2_shapes())
     else:
         write(sys.argv[1], mobilenet_v1_shapes(float(sys.argv[3]) if len(sys.argv) > 3 else 1.0))

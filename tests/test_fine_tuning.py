@@ -232,6 +232,8 @@ def test_bad_fine_tuning_flags_are_one_line_and_leave_the_train_dir_as_it_was(
 BACKBONES = {
     "mobilenet_v1": (["--depth_multiplier=0.25"], "inception", "MobilenetV1/Logits", 137,
                      ("MobilenetV1/Conv2d_13_pointwise/weights", (1, 1, 256, 256))),
+    "mobilenet_v2": ([], "inception", "MobilenetV2/Logits", 262,
+                     ("MobilenetV2/expanded_conv_16/project/weights", (1, 1, 960, 320))),
     "resnet_v1_50": ([], "vgg", "resnet_v1_50/logits", 267,
                      ("resnet_v1_50/block4/unit_3/bottleneck_v1/conv3/weights", (1, 1, 512, 2048))),
 }

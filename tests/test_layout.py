@@ -31,7 +31,7 @@ def test_a_model_or_dataset_name_is_checked_against_what_registered_itself():
     try:
         RunConfig(model="lenet5")
     except UserError as e:
-        assert str(e).startswith("--model=lenet5: must be one of four_conv, lenet, mobilenet_v1, resnet, resnet_v1_50")
+        assert str(e).startswith("--model=lenet5: must be one of four_conv, lenet, mobilenet_v1, mobilenet_v2, resnet, resnet_v1_50")
     else:
         raise AssertionError("an unknown model was accepted")
 

@@ -48,14 +48,19 @@ def mobilenet_v1(images, num_classes=1001, is_training=True, keep_prob=0.999, sc
         for i, (stride, channels) in enumerate(SEPARABLE, 1):
             net = depthwise_conv2d(net, 3, stride=stride, scope=f"Conv2d_{i}_depthwise")
             net = conv2d(net, depth(channels), 1, scope=f"Conv2d_{i}_pointwise")
-        with tf.compat.v1.variable_scope("Logits"):
-            net = tf.reduce_mean(net, [1, 2], keepdims=True, name="AvgPool_1a")
-            net = dropout(net, keep_prob, scope="Dropout_1b")
-            net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope="Conv2d_1c_1x1")
-        return squeeze_logits(net, sc, end_points, "Logits/Conv2d_1c_1x1")
+        return logits_head(net, num_classes, keep_prob, sc, end_points, "AvgPool_1a", "Dropout_1b")
 
 
 mobilenet_v1.default_image_size = 224
+
+
+def logits_head(net, num_classes, keep_prob, sc, end_points, pool, drop):
+    """Slim's MobileNet head: Logits/`pool` (global average), Logits/`drop`, Logits/Conv2d_1c_1x1."""
+    with tf.compat.v1.variable_scope("Logits"):
+        net = tf.reduce_mean(net, [1, 2], keepdims=True, name=pool)
+        net = dropout(net, keep_prob, scope=drop)
+        net = conv2d(net, num_classes, 1, activation_fn=None, use_batch_norm=False, scope="Conv2d_1c_1x1")
+    return squeeze_logits(net, sc, end_points, "Logits/Conv2d_1c_1x1")
 
 
 def mobilenet_v1_arg_scope(weight_decay=4e-5, use_batch_norm=True, weights_initializer="truncated_normal",
