@@ -16,6 +16,7 @@ import tensorflow as tf
 from cnn_tf import checkpoints, errors, log
 from cnn_tf.errors import UserError
 from cnn_tf.manifest import RunManifest
+from cnn_tf.registry import MODELS
 from cnn_tf.traindir import TrainDir
 
 
@@ -127,6 +128,7 @@ class WarmStart:
             log.warning(f"--ignore_missing_vars: {self.path} lacks {len(self.missing)} of the model's variables "
                         f"(in {', '.join(layer_scopes(self.missing))}); they start from their initializer")
         self._warn_of_other_classes(class_names)
+        self._warn_of_other_inputs(cfg)
         with g.graph.as_default():
             self.saver = tf.compat.v1.train.Saver(self.restored, name="warm_start")
         self.description = f"the warm-started weights of {self.path}"
@@ -150,6 +152,15 @@ class WarmStart:
                         f"{', '.join(self.source.class_names[:5])}{', ...' if len(self.source.class_names) > 5 else ''}, "
                         f"not this run's; its output layer {output} is restored as it is (pass "
                         f"--checkpoint_exclude_scopes={output} to start it from the initializer)")
+
+    def _warn_of_other_inputs(self, cfg):
+        """Slim trained its published weights on inputs of one normalization (the net's
+        `published_normalization`); fed others, a checkpoint from outside cnn_tf starts far from what it learned."""
+        expected = getattr(MODELS[cfg.model], "published_normalization", None)
+        if self.source is None and expected and cfg.normalization != expected:
+            log.warning(f"--warm_start_from: {self.path} is not a cnn_tf run's, and slim trained its {cfg.model} "
+                        f"weights on --normalization={expected} inputs; this run feeds "
+                        f"--normalization={cfg.normalization}: pass --normalization={expected} to match them")
 
     def summary(self):
         """One line: what came from where."""

@@ -14,8 +14,8 @@ from cnn_tf.data.preprocess import decode
 from cnn_tf.errors import UserError
 from cnn_tf.fine_tuning import WarmStart
 from cnn_tf.graph import build_graph
-from conftest import (ROOT, colour_image, export_and_compare, make_folder_layout, make_images, printed_accuracy, run_cli,
-                      write_image)
+from conftest import (ROOT, colour_image, export_and_compare, make_folder_layout, make_images, printed_accuracy,
+                      run_cli, write_image)
 
 NUM_CLASSES = 5
 
@@ -131,6 +131,22 @@ def test_an_output_layer_restored_over_other_classes_is_worth_a_warning(source, 
             "output layer lenet/fc4 is restored as it is (pass --checkpoint_exclude_scopes=lenet/fc4" in
             capsys.readouterr().err)
     WarmStart(cfg.replace(checkpoint_exclude_scopes=("lenet/fc4",)), g, list("abcdefghij"))
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_slims_weights_fed_other_inputs_than_slim_trained_them_on_are_worth_a_warning(tmp_path, capsys):
+    ckpt = str(tmp_path / "mobilenet_v1.ckpt")
+    written = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "slim_checkpoints.py"), ckpt, "mobilenet_v1",
+                              "0.25"], capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0, written.stderr
+    cfg = config.RunConfig(model="mobilenet_v1", depth_multiplier=0.25, warm_start_from=ckpt,
+                           checkpoint_exclude_scopes=("MobilenetV1/Logits",))
+    g = build_graph(cfg, (32, 32, 3), 3, 100)
+    WarmStart(cfg, g, ["a", "b", "c"])
+    assert (f"warning: --warm_start_from: {ckpt} is not a cnn_tf run's, and slim trained its mobilenet_v1 weights on "
+            "--normalization=inception inputs; this run feeds --normalization=scale" in capsys.readouterr().err)
+    WarmStart(cfg.replace(normalization="inception"), build_graph(cfg.replace(normalization="inception"), (32, 32, 3),
+                                                                  3, 100), ["a", "b", "c"])
     assert "warning" not in capsys.readouterr().err
 
 

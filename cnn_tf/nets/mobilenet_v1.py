@@ -52,6 +52,7 @@ def mobilenet_v1(images, num_classes=1001, is_training=True, keep_prob=0.999, sc
 
 
 mobilenet_v1.default_image_size = 224
+mobilenet_v1.published_normalization = "inception"  # slim's inputs for its checkpoints: [-1, 1]
 
 
 def logits_head(net, num_classes, keep_prob, sc, end_points, pool, drop):

@@ -66,6 +66,7 @@ def mobilenet_v2(images, num_classes=1001, is_training=True, keep_prob=0.8, scop
 
 
 mobilenet_v2.default_image_size = 224
+mobilenet_v2.published_normalization = "inception"
 
 # --depth_multiplier is declared with mobilenet_v1 (cnn_tf.nets imports the model files in name order).
 register_model("mobilenet_v2", mobilenet_v2, mobilenet_v1_arg_scope)

@@ -67,6 +67,7 @@ def resnet_v1_50(images, num_classes=1000, is_training=True, keep_prob=1.0, scop
 
 
 resnet_v1_50.default_image_size = 224
+resnet_v1_50.published_normalization = "vgg"  # slim's vgg_preprocessing
 
 
 def resnet_v1_arg_scope(weight_decay=1e-4, use_batch_norm=True, weights_initializer="variance_scaling",
