@@ -48,16 +48,17 @@ def find_or_download(dataset, name, sha256, directories, target, mirror, folder)
                         f"archive (or its extracted {folder}/) in --data_dir") from e
 
 
-def extract_folder(archive, target, folder, expected, what):
-    """Extracts `archive`'s top `folder` to `target`/`folder`, refusing an archive without
-    `folder`/`expected` (`what` it should be, for the message). Extracted beside the final place and
-    renamed, so an interrupted extraction leaves no half folder."""
+def extract_folder(archive, target, folder, expected, what, name=None):
+    """Extracts `archive`'s top `folder` (with "": the whole archive) to `target`/`name` (default:
+    `folder`), refusing an archive without `folder`/`expected` (`what` it should be, for the message).
+    Extracted beside the final place and renamed, so an interrupted extraction leaves no half folder."""
     os.makedirs(target, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".extract-", dir=target)
     try:
-        safe_extract(archive, staging)
-        if not os.path.exists(os.path.join(staging, folder, expected)):
+        unpacked = os.path.join(staging, "unpacked")
+        safe_extract(archive, unpacked)
+        if not os.path.exists(os.path.join(unpacked, folder, expected)):
             raise UserError(f"{archive} has no {os.path.join(folder, expected)}: not {what}")
-        os.replace(os.path.join(staging, folder), os.path.join(target, folder))
+        os.replace(os.path.normpath(os.path.join(unpacked, folder)), os.path.join(target, name or folder))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

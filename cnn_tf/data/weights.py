@@ -5,10 +5,8 @@ no digests are published, so `--sha256` pins one and the digest of each download
 """
 import os
 import re
-import shutil
-import tempfile
 
-from cnn_tf.data.archive import safe_extract
+from cnn_tf.data.archive import extract_folder
 from cnn_tf.data.download import download
 from cnn_tf.data.fingerprint import digest
 from cnn_tf.data.mnist import cache_dir
@@ -33,8 +31,8 @@ def checkpoint_in(folder):
 
 def fetch_weights(name, data_dir=None, download_mirror=None, sha256=None):
     """(checkpoint prefix, the archive's SHA-256 or None when it was there already): `name`'s archive
-    downloaded into a temporary folder beside DIR/NAME, checked against `sha256` when given, extracted
-    safely and renamed into place, so a failure leaves nothing behind."""
+    downloaded beside DIR/NAME, checked against `sha256` when given, extracted safely beside it and
+    renamed into place, then deleted, so a failure leaves nothing behind."""
     if name not in PUBLISHED:
         raise UserError(f"--weights={name} is not one of the published checkpoints: {', '.join(PUBLISHED)}")
     if sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", sha256):
@@ -49,18 +47,10 @@ def fetch_weights(name, data_dir=None, download_mirror=None, sha256=None):
     url = PUBLISHED[name]
     if download_mirror:
         url = download_mirror.rstrip("/") + "/" + os.path.basename(url)
+    archive = download(url, os.path.join(root, f".{os.path.basename(url)}"), sha256)  # nothing left if it fails
     try:
-        os.makedirs(root, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f".{name}-", dir=root)
-    except OSError as e:
-        raise UserError(f"cannot write to {root}: {e.strerror}; pass a writable --data_dir") from e
-    try:
-        archive = download(url, os.path.join(staging, os.path.basename(url)), sha256)
         actual = digest(archive)["sha256"]
-        safe_extract(archive, os.path.join(staging, "unpacked"))
-        if checkpoint_in(os.path.join(staging, "unpacked")) is None:
-            raise UserError(f"{url} holds no checkpoint (no .index file at its top level)")
-        os.replace(os.path.join(staging, "unpacked"), target)
+        extract_folder(archive, root, "", f"{name}.ckpt.index", f"slim's {name} checkpoint archive", name=name)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.remove(archive)  # ours, just downloaded: unpacked or refused, it is not kept
     return checkpoint_in(target), actual
