@@ -39,15 +39,15 @@ def cpu_name():
 
 
 def cpu_flags():
-    """What decides the speed of a figure here: bfloat16 is real with AVX512_BF16 or AMX
-    (cnn_tf.graph.hardware.cpu_has_bfloat16, what train decides by), emulated without."""
-    sys.path.insert(0, ROOT)
-    from cnn_tf.graph.hardware import cpu_has_bfloat16
-
-    if cpu_has_bfloat16():
-        return "AVX512_BF16"
-    with open("/proc/cpuinfo") as f:
-        return "AVX2" if " avx2" in f.read() else "no AVX2"
+    """What decides the speed of a figure here: the vector instructions (AVX2, AVX-512) and whether
+    bfloat16 is real (AVX512_BF16 or AMX) or emulated."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        flags = set()
+    named = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512_BF16"), ("amx_bf16", "AMX")]
+    return ", ".join(name for flag, name in named if flag in flags) or "no AVX2"
 
 
 def machine():

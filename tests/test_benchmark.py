@@ -13,9 +13,9 @@ from conftest import ROOT, cli_env, small_run_flags
 @pytest.mark.slow
 def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     result = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--models=lenet", "--precisions=float32",
-         "--frameworks=cnn_tf,keras,torch", "--steps=3", "--warmup=2", "--rounds=1", "--eval_images=500", "--towers=2",
-         f"--out={tmp_path}"], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
+        [sys.executable, "scripts/benchmark.py", "--models=lenet,resnet_fast", "--precisions=float32",
+         "--frameworks=cnn_tf,keras,torch", "--steps=3", "--resnet_steps=2", "--warmup=2", "--rounds=1",
+         "--eval_images=500", "--towers=2", f"--out={tmp_path}"], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     results = json.load(open(tmp_path / "results.json"))
     run = results["runs"][0]
@@ -33,6 +33,32 @@ def test_benchmark_runs_on_tiny_settings_and_writes_its_report(tmp_path):
     towers = results["runs"][1]
     assert towers["num_towers"] == 2 and towers["images_per_s"]["cnn_tf"] > 0 and towers["ratio_vs_one_tower"] > 0
     assert "--num_towers=2 on 2 CPU devices" in table
+    resnet = results["runs"][2]  # no towers row: --tower_models is LeNet and three_conv
+    assert resnet["model"] == "resnet_fast" and resnet["steps"] == 2 and len(results["runs"]) == 3
+    assert resnet["images_per_s"]["keras"] > 0 and resnet["ratio_vs_keras"] > 0
+    # the fast recipe's ResNet-14 at 28x28: its 3x3 and 1x1 convs (16, 32, 64 channels on 28, 14, 7 pixels)
+    macs = 9 * 16 * 784 + 4 * 9 * 16 * 16 * 784 + sum(9 * c * 2 * c * n * n + 3 * 9 * 4 * c * c * n * n + 2 * c * c * n * n
+                                                       for c, n in ((16, 14), (32, 7)))
+    assert 2 * macs < resnet["forward_mflops_per_image"] * 1e6 < 2 * macs * 1.1
+    assert "| `resnet_fast` (ResNet-14, width 16) | float32 |" in table
+
+
+@pytest.mark.parametrize("config", ["configs/resnet_fashion_mnist_fast.cfg", "configs/resnet_fashion_mnist.cfg"])
+def test_the_benchmarks_keras_resnet_has_the_parameters_of_cnn_tfs(config):
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import tensorflow as tf
+    from bench_models import keras_model
+    from cnn_tf import flagfile
+    from cnn_tf.nets import get_network_fn
+
+    hp = flagfile.load_config(os.path.join(ROOT, config))
+    with tf.Graph().as_default():
+        network_fn = get_network_fn("resnet", 10, use_batch_norm=True, resnet_depth=hp.resnet_depth,
+                                    resnet_width=hp.resnet_width)
+        network_fn(tf.zeros([1, 28, 28, 1]), is_training=True)
+        ours = sum(v.shape.num_elements() for v in tf.compat.v1.trainable_variables())
+    theirs = sum(int(tf.size(w)) for w in keras_model(hp, "float32").trainable_weights)
+    assert ours == theirs and ours > 150_000
 
 
 @pytest.mark.slow
