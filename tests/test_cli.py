@@ -153,6 +153,7 @@ def test_device_gpu_trains_on_a_machine_without_one(tmp_path, data_dir):
     assert printed_accuracy(result.stdout) > 0.3
     assert "warning: --precision=mixed_float16 needs a GPU (--device=gpu here has none); computing in float32" \
         in result.stderr
+    assert "precision  float32 (--precision=mixed_float16 fell back: no GPU here)\n" in result.stdout + result.stderr
     flags_cfg = open(os.path.join(train_dir, "flags.cfg")).read()
     assert "--device=gpu" in flags_cfg and "--precision=mixed_float16" in flags_cfg  # as asked, for a GPU resume
     assert "Traceback" not in result.stderr

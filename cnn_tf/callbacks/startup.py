@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from cnn_tf.data.augmentation import AugmentSpec
-from cnn_tf.graph.hardware import tower_devices
+from cnn_tf.graph.hardware import fallback_cost, tower_devices
 from cnn_tf.loop import Callback
 from cnn_tf.schedules import horizon_moved
 
@@ -61,6 +61,7 @@ class StartupSummary(Callback):
         model = f"{cfg.model}, {_count(self.parameters)} parameters"
         if self.trained != self.parameters:
             model += f", {_count(self.trained)} trained ({','.join(cfg.trainable_scopes)})"
+        fallback = fallback_cost(cfg, t.g.precision)
         augment = AugmentSpec.of(cfg)
         rows = [("augment", augment.describe())] if augment.on else []
         moved = self.saved and t.resumed_from and horizon_moved(cfg, self.saved, t.global_step, data.size("train"))
@@ -77,7 +78,7 @@ class StartupSummary(Callback):
             ("images", "×".join(str(d) for d in data.image_shape)),
             ("model", model),
             ("devices", ", ".join(devices) + towers),
-            ("precision", t.g.precision),
+            ("precision", t.g.precision + (f" ({fallback})" if fallback else "")),
             ("train dir", cfg.train_dir),
             ("saving", self._keeping()),
             *rows,

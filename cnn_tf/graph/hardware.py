@@ -5,6 +5,11 @@ from cnn_tf import log
 from cnn_tf.errors import UserError
 
 COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
+# cnn_tf's training images/s in mixed_bfloat16 over float32, measured by `make bench` on an Intel Xeon
+# with AVX512_BF16 and AMX (README, Performance; resnet: the fast and the best recipe's): what a run
+# that falls back to float32 gives up.
+BFLOAT16_SPEEDUP = {"lenet": "1.7", "three_conv": "1.7", "resnet": "1.7-2.0"}
+BFLOAT16_SPEEDUP_RANGE = "1.7-2.0"  # all of them: what another model may expect
 
 
 def tower_devices(cfg):
@@ -52,6 +57,18 @@ def effective_precision(cfg):
     log.warning(f"--precision={cfg.precision} needs {need} (--device={cfg.device} here has none); "
                 "computing in float32")
     return "float32"
+
+
+def fallback_cost(cfg, precision):
+    """The start-up summary's words when --precision fell back to `precision`: why, and the price."""
+    if precision == cfg.precision:
+        return None
+    if cfg.precision == "mixed_float16":
+        return "--precision=mixed_float16 fell back: no GPU here"
+    speedup = BFLOAT16_SPEEDUP.get(cfg.model, BFLOAT16_SPEEDUP_RANGE)
+    what = cfg.model if cfg.model in BFLOAT16_SPEEDUP else "the benchmark's models"
+    price = f"a CPU with them trains {what} {speedup}x as fast in bfloat16 (make bench)"
+    return f"--precision={cfg.precision} fell back: this CPU has no AVX512_BF16 or AMX; {price}"
 
 
 def session_config(cfg):
