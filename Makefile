@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 TEST_JOBS ?= 2
 
 BENCH_VENV ?= .venv-bench
-BENCH_ARGS ?= --time_to_accuracy --update_readme --rounds=5
+BENCH_ARGS ?= --time_to_accuracy --update_readme --rounds=3
 
 .PHONY: install data train evaluate test test-fast bench tensorboard screenshots clean
 
