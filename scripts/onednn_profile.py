@@ -83,13 +83,16 @@ def profile(lines):
 
 def main(argv=None):
     args = parse_args(argv)
+    if not os.path.isfile(os.path.join(ROOT, args.config)):
+        sys.exit(f"error: {args.config}: no such config file (give paths like configs/X.cfg, from {ROOT})")
     code = CHILD.format(root=ROOT, config=os.path.join(ROOT, args.config), precision=args.precision,
                         batch=args.batch_size, steps=args.steps, warmup=WARMUP)
     env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
     started = time.time()
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800)
     if out.returncode:
-        sys.exit(f"error: the profiled run failed: {out.stderr.strip().splitlines()[-1:]}")
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        sys.exit(f"error: the profiled run of {args.config} failed: {last}")
     lines = out.stdout.splitlines()
     measured = lines[lines.index("PROFILE_START") + 1:]
     step_ms = float(next(l for l in measured if l.startswith("PROFILE_STEP_MS")).split()[1])
