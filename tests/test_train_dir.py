@@ -293,6 +293,20 @@ def test_changed_idx_data_is_refused_on_resume(digits_run, tmp_path):
     assert tree_snapshot(train_dir) == before
 
 
+def test_a_run_without_a_validation_split_trains_records_it_and_resumes(data_dir, tmp_path):
+    # configs/resnet_fashion_mnist.cfg trains on every training image; its empty split once crashed the manifest
+    train_dir = str(tmp_path / "run")
+    flags = small_run_flags(data_dir, train_dir, "--validation_size=0", "--progress=false")
+    result = run_cli("train", *flags, "--num_epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy: " in result.stdout, result.stdout
+    splits = json.load(open(os.path.join(train_dir, "run.json")))["splits"]
+    assert splits["validation"]["size"] == 0 and splits["train"]["size"] == 1200, splits
+    result = run_cli("train", *flags, "--num_epochs=2")
+    assert result.returncode == 0, result.stderr
+    assert checkpoint_steps(train_dir)[-1] == 2 * -(-1200 // 64), checkpoint_steps(train_dir)  # partial last batch
+
+
 def test_a_reader_retries_on_the_new_latest_when_the_latest_vanishes_while_read(digits_run, tmp_path):
     train_dir = copy_of(digits_run, tmp_path)
     run_dir = TrainDir(train_dir)

@@ -55,7 +55,8 @@ class Dataset:
         if name not in self.fingerprints:
             images, labels = self.split(name)
             digest = hashlib.sha256(str(images.shape).encode())
-            digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
+            if images.size:  # an empty split (--validation_size=0) has no bytes to view
+                digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
             digest.update(np.ascontiguousarray(labels, np.int64).tobytes())
             self.fingerprints[name] = digest.hexdigest()
         return self.fingerprints[name]
