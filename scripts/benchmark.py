@@ -22,7 +22,8 @@ training step reaches, and what per-epoch validation costs in the model's defaul
 and reports the wall time until a checkpoint reaches each one's target test accuracy (three_conv
 0.915, in both precisions; the fast ResNet recipe 0.93, in its own) and the whole command's. Writes
 bench/results.json and bench/results.md (and, with --update_readme, the README's Performance tables:
-a run without models leaves the speed table as it was).
+a run without models leaves the speed table as it was; the time-to-accuracy table keeps one row per
+config, precision and CPU).
 """
 import argparse
 import json
@@ -221,7 +222,11 @@ def time_to_accuracy(config_path, target, precision=None):
             path = os.path.join(checkpoint_dir, name)
             result = subprocess.run([sys.executable, "-m", "cnn_tf.evaluate", f"--checkpoint_dir={train_dir}",
                                      f"--checkpoint_path={path}"], cwd=ROOT, capture_output=True, text=True)
-            accuracies.append(float(result.stdout.split("test accuracy: ")[1].split()[0]))
+            printed = re.search(r"^test accuracy: (\S+)", result.stdout, re.M)
+            if result.returncode or not printed:  # the run's figures would be lost to a traceback
+                return {"error": f"evaluate {name}: " + (result.stderr.strip().splitlines() or ["no test accuracy"])[-1],
+                        "accuracies": accuracies, "run_seconds": run_seconds}
+            accuracies.append(float(printed.group(1)))
             if accuracies[-1] >= target:
                 seconds = os.path.getmtime(path + ".index") - started
                 return {"seconds": round(seconds, 1), "epochs": epoch, "test_accuracy": accuracies[-1],
@@ -416,17 +421,29 @@ def main(argv=None):
 
 
 def merged_rows(old, new):
-    """`new`'s table, plus the rows of `old` for (config, precision) pairs this run did not measure."""
+    """`new`'s table, plus the rows of `old` that this run did not measure again: a row is its (config,
+    precision, machine), so each CPU class keeps its own figures. A new row that could not be measured
+    here ("not measured: ...", a CPU without bfloat16) does not push out another machine's figures."""
+    def cells(row):
+        return [c.strip() for c in row.strip().strip("|").split("|")]
+
     def key(row):
-        return tuple(c.strip() for c in row.strip("|").split("|")[:2])
+        c = cells(row)
+        return c[0], c[1], c[-1]
+
+    def measured(row):
+        c = cells(row)
+        return len(c) < 4 or not c[3].startswith("not measured")
 
     new_rows = [r for r in new.splitlines() if r.startswith("| `")]
-    kept = [r for r in old.splitlines() if r.startswith("| `") and key(r) not in {key(n) for n in new_rows}]
-    lines = new.splitlines()
-    at = lines.index(new_rows[0]) if new_rows else len(lines)
+    old_rows = [r for r in old.splitlines() if r.startswith("| `")]
+    new_rows = [r for r in new_rows if measured(r) or not any(key(o)[:2] == key(r)[:2] for o in old_rows)]
+    kept = [r for r in old_rows if key(r) not in {key(n) for n in new_rows}
+            and not (not measured(r) and any(key(n)[:2] == key(r)[:2] and measured(n) for n in new_rows))]
+    lines = [line for line in new.splitlines() if not line.startswith("| `")]
     order = {c[0]: i for i, c in enumerate(TIME_TO_ACCURACY)}
-    rows = sorted(kept + new_rows, key=lambda r: (order.get(key(r)[0].strip("`"), len(order)), key(r)[1]))
-    return "\n".join(lines[:at] + rows) + "\n"
+    rows = sorted(kept + new_rows, key=lambda r: (order.get(key(r)[0].strip("`"), len(order)), key(r)[1], key(r)[2]))
+    return "\n".join(lines + rows) + "\n"
 
 
 def report(results, out, update_readme):

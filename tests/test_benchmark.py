@@ -55,10 +55,15 @@ def test_the_benchmarks_keras_resnet_has_the_parameters_of_cnn_tfs(config):
     with tf.Graph().as_default():
         network_fn = get_network_fn("resnet", 10, use_batch_norm=True, resnet_depth=hp.resnet_depth,
                                     resnet_width=hp.resnet_width)
-        network_fn(tf.zeros([1, 28, 28, 1]), is_training=True)
+        _, end_points = network_fn(tf.zeros([1, 28, 28, 1]), is_training=True)
         ours = sum(v.shape.num_elements() for v in tf.compat.v1.trainable_variables())
-    theirs = sum(int(tf.size(w)) for w in keras_model(hp, "float32").trainable_weights)
+        last_map = end_points["resnet/stage3"].shape.as_list()[1:]
+    keras_net = keras_model(hp, "float32")
+    theirs = sum(int(tf.size(w)) for w in keras_net.trainable_weights)
     assert ours == theirs and ours > 150_000
+    # The same positions too: a stride elsewhere would change the work, not the parameters.
+    pooled = next(layer for layer in keras_net.layers if type(layer).__name__ == "GlobalAveragePooling2D")
+    assert list(pooled.input.shape[1:]) == last_map
 
 
 @pytest.mark.slow
@@ -93,14 +98,26 @@ def test_time_to_accuracy_finds_the_first_checkpoint_at_the_target_and_the_readm
     assert all(a < 0.5 for a in reached["accuracies"][:-1])
     row = {"config": "configs/resnet_fashion_mnist_fast.cfg", "precision": "mixed_bfloat16", "target": 0.5,
            "result": reached}
-    table = benchmark.time_to_accuracy_markdown({"machine": {"cpu": "x", "cores": 2}, "time_to_accuracy": [row]})
-    old = ("\n| config | precision |\n|---|---|\n| `configs/three_conv_fashion_mnist.cfg` | float32 | old |\n"
-           "| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | old |\n")
+    here = "x (?), 2 cores"
+    unmeasured = {"config": "configs/resnet_fashion_mnist_fast.cfg", "precision": "float32@AVX2", "target": 0.5,
+                  "result": "not measured: this CPU is AVX2 already (its float32 row)"}
+    table = benchmark.time_to_accuracy_markdown({"machine": {"cpu": "x", "cores": 2},
+                                                 "time_to_accuracy": [row, unmeasured]})
+    old = ("\n| config | precision |\n|---|---|\n"
+           "| `configs/three_conv_fashion_mnist.cfg` | float32 | 0.915 | 1.5 min | 5 | 0.9162 | 4.4 min | 15 | y |\n"
+           f"| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | 0.93 | 9 min | 8 | 0.93 | 9 min | 8 | {here} |\n"
+           "| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | 0.93 | 3.2 min | 8 | 0.93 | 3.3 min | 8 | y |\n"
+           "| `configs/resnet_fashion_mnist_fast.cfg` | float32@AVX2 | 0.93 | 8.3 min | 8 | 0.93 | 8.4 min | 8 | y |\n")
     merged = benchmark.merged_rows(old, table).splitlines()
-    # kept, in TIME_TO_ACCURACY's order
-    assert merged[-2] == "| `configs/three_conv_fashion_mnist.cfg` | float32 | old |"
-    assert merged[-1].startswith("| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | 0.5 | ")
-    assert f"| {reached['epochs']} | {reached['test_accuracy']:.4f} |" in merged[-1]
+    rows = [line for line in merged if line.startswith("| `")]
+    # In TIME_TO_ACCURACY's order; this machine's row replaced, another machine's kept beside it, and a row
+    # this CPU could not measure leaves the other machine's figures in place.
+    assert rows[0].startswith("| `configs/three_conv_fashion_mnist.cfg` | float32 | 0.915 | 1.5 min |")
+    assert rows[1].startswith("| `configs/resnet_fashion_mnist_fast.cfg` | float32@AVX2 | 0.93 | 8.3 min |")
+    assert rows[2].startswith("| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | 0.5 | ")
+    assert f"| {reached['epochs']} | {reached['test_accuracy']:.4f} |" in rows[2] and rows[2].endswith(f"| {here} |")
+    assert rows[3].startswith("| `configs/resnet_fashion_mnist_fast.cfg` | mixed_bfloat16 | 0.93 | 3.2 min |")
+    assert len(rows) == 4 and "9 min" not in "\n".join(rows)
 
 
 def test_results_script_refuses_a_config_that_is_not_there_in_one_line_and_changes_nothing():
@@ -111,3 +128,21 @@ def test_results_script_refuses_a_config_that_is_not_there_in_one_line_and_chang
     assert result.stderr.strip().splitlines() == [
         f"error: configs/nope.cfg: no such config file (give paths like configs/X.cfg, from {ROOT})"]
     assert open(os.path.join(ROOT, "README.md")).read() == readme
+
+
+def test_time_to_accuracy_reports_a_checkpoint_evaluate_refused_as_one_error_keeping_the_run_time(monkeypatch):
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import benchmark
+
+    def run(command, **kwargs):
+        if command[2] == "cnn_tf.train":  # a run that wrote one checkpoint
+            train_dir = next(c.split("=", 1)[1] for c in command if c.startswith("--train_dir="))
+            os.makedirs(os.path.join(train_dir, "checkpoints"))
+            open(os.path.join(train_dir, "checkpoints", "model.ckpt-5.index"), "w").close()
+            return subprocess.CompletedProcess(command, 0, "test accuracy: 0.9\n", "")
+        return subprocess.CompletedProcess(command, 1, "", "note\nerror: flags.cfg: unknown flag --x\n")
+
+    monkeypatch.setattr(benchmark.subprocess, "run", run)
+    result = benchmark.time_to_accuracy("configs/resnet_fashion_mnist_fast.cfg", 0.93)
+    assert result["error"] == "evaluate model.ckpt-5: error: flags.cfg: unknown flag --x"
+    assert result["accuracies"] == [] and result["run_seconds"] >= 0
