@@ -435,11 +435,11 @@ def merged_rows(old, new):
         c = cells(row)
         return len(c) < 4 or not c[3].startswith("not measured")
 
-    new_rows = [r for r in new.splitlines() if r.startswith("| `")]
     old_rows = [r for r in old.splitlines() if r.startswith("| `")]
-    new_rows = [r for r in new_rows if measured(r) or not any(key(o)[:2] == key(r)[:2] for o in old_rows)]
-    kept = [r for r in old_rows if key(r) not in {key(n) for n in new_rows}
-            and not (not measured(r) and any(key(n)[:2] == key(r)[:2] and measured(n) for n in new_rows))]
+    old_pairs = {key(r)[:2] for r in old_rows}  # (config, precision)
+    new_rows = [r for r in new.splitlines() if r.startswith("| `") and (measured(r) or key(r)[:2] not in old_pairs)]
+    new_keys, remeasured = {key(r) for r in new_rows}, {key(r)[:2] for r in new_rows if measured(r)}
+    kept = [r for r in old_rows if key(r) not in new_keys and (measured(r) or key(r)[:2] not in remeasured)]
     lines = [line for line in new.splitlines() if not line.startswith("| `")]
     order = {c[0]: i for i, c in enumerate(TIME_TO_ACCURACY)}
     rows = sorted(kept + new_rows, key=lambda r: (order.get(key(r)[0].strip("`"), len(order)), key(r)[1], key(r)[2]))
