@@ -28,13 +28,14 @@ data: install
 train: data
 	$(PY) -m cnn_tf.train --flagfile=$(CONFIG) $(FLAGS)
 
-# Two test files at a time: most of a test is a CLI process importing TensorFlow on one core.
+# Two test files at a time: most of a test is a CLI process importing TensorFlow on one core. The files go
+# out heaviest first, in the order tests/conftest.py gives them (HEAVIEST_FIRST), not by their number of tests.
 test: data
-	$(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 # The edit-test cycle: every test under 10 s (the unit tests and the quick CLI checks).
 test-fast: data
-	$(PY) -m pytest -q -m "not slow" $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 # The benchmark's own environment: the package plus PyTorch's CPU build (not a dependency of cnn_tf).
 $(BENCH_VENV)/.installed: pyproject.toml

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 
 from cnn_tf.data import load_dataset
-from conftest import checkpoint_probabilities, export_and_compare, run_cli, small_run_flags, write_image
+from conftest import checkpoint_probabilities, export_and_compare, run_cli, write_image
 
 # Runs in a fresh interpreter that never imports cnn_tf: what a user of the SavedModel has.
 
 
 @pytest.mark.slow
-def test_export_loads_without_cnn_tf_and_answers_as_the_checkpoint(data_dir, tmp_path):
-    train_dir = str(tmp_path / "run")
-    assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0
+def test_export_loads_without_cnn_tf_and_answers_as_the_checkpoint(digits_run, data_dir, tmp_path):
+    train_dir = digits_run  # export and predict only read a train dir
     data = load_dataset("mnist", data_dir=data_dir, validation_size=200)
     images, labels = data.split("test")
     export_dir, version, out = export_and_compare(train_dir, images[:100], data.class_names, tmp_path)
@@ -38,9 +37,8 @@ def test_export_loads_without_cnn_tf_and_answers_as_the_checkpoint(data_dir, tmp
 
 
 @pytest.mark.slow
-def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(data_dir, tmp_path):
-    train_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
-    assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0
+def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(digits_run, data_dir, tmp_path):
+    train_dir, export_dir = digits_run, str(tmp_path / "export")
     assert run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={export_dir}").returncode == 0
     data = load_dataset("mnist", data_dir=data_dir, validation_size=200)
     images, labels = data.split("test")
@@ -83,9 +81,8 @@ def test_predict_gives_the_same_classes_from_the_checkpoint_and_the_saved_model(
 
 
 @pytest.mark.slow
-def test_flip_tta_in_predict_and_the_export_averages_each_image_with_its_mirror(data_dir, tmp_path):
-    train_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
-    assert run_cli("train", *small_run_flags(data_dir, train_dir, "--num_epochs=1", "--noprogress")).returncode == 0
+def test_flip_tta_in_predict_and_the_export_averages_each_image_with_its_mirror(digits_run, data_dir, tmp_path):
+    train_dir, export_dir = digits_run, str(tmp_path / "export")
     exported = run_cli("export", f"--checkpoint_dir={train_dir}", f"--export_dir={export_dir}", "--tta=flip")
     assert exported.returncode == 0 and "test-time augmentation: flip" in exported.stdout, exported.stderr
     data = load_dataset("mnist", data_dir=data_dir, validation_size=200)

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import time
 
@@ -48,7 +49,8 @@ def kill_during_checkpoint_write(process, checkpoint_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("source", ["memory", "tfrecord", "photo_augmentation"])
+# Data from memory (the default) is the photo_augmentation case's source; tfrecord streams from shards.
+@pytest.mark.parametrize("source", ["tfrecord", "photo_augmentation"])
 def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(data_dir, tmp_path, source):
     flags = ["--num_epochs=4", "--deterministic", "--max_num_checkpoint=2", "--summary_every_n_steps=3",
              "--progress=false", "--keep_best=2", "--best_metric=validation_loss", "--ema_decay=0.99"]
@@ -161,11 +163,11 @@ def all_finite(path):
 
 
 @pytest.mark.slow
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint_finite_or_rolls_back(data_dir, tmp_path):
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint_finite_or_rolls_back(digits_run, data_dir,
+                                                                                         tmp_path):
     train_dir = str(tmp_path / "run")
     checkpoint_dir = os.path.join(train_dir, "checkpoints")
-    good = small_run_flags(data_dir, train_dir, "--num_epochs=1", "--progress=false")
-    assert run_cli("train", *good).returncode == 0
+    shutil.copytree(digits_run, train_dir)  # a good first epoch: model.ckpt-16
 
     # A learning rate of 1e30 sends the weights to infinity within a step or two.
     diverging = small_run_flags(data_dir, train_dir, "--num_epochs=2", "--initial_learning_rate=1e30",
