@@ -126,6 +126,7 @@ def test_a_truncated_warm_start_source_is_one_line_before_the_train_dir_exists(t
 
 @pytest.mark.slow
 def test_a_checkpoint_path_may_name_any_of_its_files_and_a_wrong_one_is_one_line(digits_run, tmp_path):
+    digits_run = str(shutil.copytree(digits_run, tmp_path / "run"))  # evaluate writes its report into a run
     checkpoint = os.path.join(digits_run, "checkpoints", "model.ckpt-16")
     runs = [("evaluate", f"--checkpoint_dir={digits_run}", f"--checkpoint_path={given}")
             for given in (checkpoint + ".index", checkpoint + ".meta", checkpoint + ".data-00000-of-00001")]
