@@ -126,15 +126,15 @@ def test_a_truncated_warm_start_source_is_one_line_before_the_train_dir_exists(t
 
 @pytest.mark.slow
 def test_a_checkpoint_path_may_name_any_of_its_files_and_a_wrong_one_is_one_line(digits_run, tmp_path):
-    digits_run = str(shutil.copytree(digits_run, tmp_path / "run"))  # evaluate writes its report into a run
-    checkpoint = os.path.join(digits_run, "checkpoints", "model.ckpt-16")
-    runs = [("evaluate", f"--checkpoint_dir={digits_run}", f"--checkpoint_path={given}")
+    train_dir = str(shutil.copytree(digits_run, tmp_path / "run"))  # evaluate writes its report into the run
+    checkpoint = os.path.join(train_dir, "checkpoints", "model.ckpt-16")
+    runs = [("evaluate", f"--checkpoint_dir={train_dir}", f"--checkpoint_path={given}")
             for given in (checkpoint + ".index", checkpoint + ".meta", checkpoint + ".data-00000-of-00001")]
-    runs += [("evaluate", f"--checkpoint_dir={digits_run}", f"--checkpoint_path={checkpoint[:-3]}"),
-             ("export", f"--checkpoint_dir={digits_run}", f"--export_dir={tmp_path / 'e'}",
+    runs += [("evaluate", f"--checkpoint_dir={train_dir}", f"--checkpoint_path={checkpoint[:-3]}"),
+             ("export", f"--checkpoint_dir={train_dir}", f"--export_dir={tmp_path / 'e'}",
               f"--checkpoint_path={checkpoint[:-2]}-7"),
-             ("evaluate", f"--checkpoint_dir={os.path.join(digits_run, 'flags.cfg')}"),
-             ("export", f"--checkpoint_dir={digits_run}", f"--export_dir={tmp_path / 'e'}",
+             ("evaluate", f"--checkpoint_dir={os.path.join(train_dir, 'flags.cfg')}"),
+             ("export", f"--checkpoint_dir={train_dir}", f"--export_dir={tmp_path / 'e'}",
               f"--checkpoint_path={checkpoint}.index")]  # it gave ValueError
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         *evaluated, no_step, missing, a_file, exported = pool.map(lambda args: run_cli(*args), runs)
