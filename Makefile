@@ -28,8 +28,9 @@ data: install
 train: data
 	$(PY) -m cnn_tf.train --flagfile=$(CONFIG) $(FLAGS)
 
-# Two test files at a time: most of a test is a CLI process importing TensorFlow on one core. The files go
-# out heaviest first, in the order tests/conftest.py gives them (HEAVIEST_FIRST), not by their number of tests.
+# Two test files at a time: most of a test is a CLI process, mostly on one core (forked from one that has
+# imported TensorFlow: tests/forkserver.py). The files go out heaviest first, in the order tests/conftest.py
+# gives them (HEAVIEST_FIRST), not by their number of tests.
 test: data
 	$(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 

@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: small generated datasets and image folders, CLI runners, event-file
 readers, checks several test modules make. The one module tests share code through."""
+import atexit
 import collections
 import functools
 import glob
@@ -7,11 +8,16 @@ import http.server
 import json
 import os
 import re
+import select
+import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
+import cnn_tf  # noqa: F401  first: it loads TensorFlow with its C++ start-up lines muted
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,15 +126,15 @@ def make_stripes_folder(root, per_class=100):
 
 
 # The test files by their time in `make test` (seconds of their tests summed, --durations=0, AMD EPYC, 2 cores,
-# 2026-12-07: cluster 456, reliability 405, models_cli 332, ...), heaviest first. `make test` hands whole files
-# to its two workers in this order (--no-loadscope-reorder), so that no long file starts last while the other
-# core has nothing left to do. Files not listed (each under 25 s) follow in their own order.
+# 2026-12-07, CLIs forked: cluster 423, reliability 380, models_cli 279, ...), heaviest first. `make test` hands
+# whole files to its two workers in this order (--no-loadscope-reorder), so that no long file starts last while
+# the other core has nothing left to do. Files not listed (each under 20 s) follow in their own order.
 HEAVIEST_FIRST = ["test_cluster.py", "test_reliability.py", "test_models_cli.py", "test_fine_tuning.py",
-                  "test_train_dir.py", "test_faults.py", "test_records.py", "test_readme.py", "test_bad_input.py",
-                  "test_benchmark.py", "test_export.py", "test_best_checkpoints.py", "test_cli.py", "test_real_data.py",
-                  "test_towers.py", "test_tensorboard.py", "test_graph.py", "test_corruption.py", "test_intervals.py",
-                  "test_oxford_pets.py", "test_schedules.py", "test_console.py", "test_fetch_weights.py",
-                  "test_resnet.py"]
+                  "test_train_dir.py", "test_benchmark.py", "test_readme.py", "test_records.py", "test_real_data.py",
+                  "test_faults.py", "test_best_checkpoints.py", "test_towers.py", "test_graph.py", "test_bad_input.py",
+                  "test_tensorboard.py", "test_corruption.py", "test_cli.py", "test_intervals.py", "test_export.py",
+                  "test_console.py", "test_oxford_pets.py", "test_schedules.py", "test_layout.py", "test_resnet.py",
+                  "test_data.py"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -173,10 +179,123 @@ def cli_env(**extra):
     return env
 
 
-def run_cli(module, *args, env=None, timeout=600):
-    """Runs `python -m cnn_tf.<module> ARGS`; returns the CompletedProcess (text output)."""
+def run_cli(module, *args, env=None, timeout=600, fresh=False):
+    """Runs `python -m cnn_tf.<module> ARGS`; returns the CompletedProcess (text output). The process is
+    forked from one that has imported TensorFlow already (tests/forkserver.py) unless `fresh`, `env`
+    changes what that import saw, or CNN_TF_TEST_FORK=0: then it starts from nothing."""
+    env = env or cli_env()
+    if not fresh and os.environ.get("CNN_TF_TEST_FORK", "1") != "0":
+        server = _fork_server()
+        if server.serves(env):
+            return server.run(f"cnn_tf.{module}", args, env, timeout)
     return subprocess.run([sys.executable, "-m", f"cnn_tf.{module}", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env or cli_env(), timeout=timeout)
+                          text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+class ForkServer:
+    """The caller's side of tests/forkserver.py (its protocol is there): one server per test process,
+    started in `env`; `run` is thread-safe (tests start CLIs from a thread pool)."""
+
+    def __init__(self, env, cwd, timeout=300):
+        self.env, self.cwd = env, cwd
+        self._log = tempfile.NamedTemporaryFile(prefix="forkserver-", suffix=".log", delete=False)
+        self._process = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "forkserver.py")],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, cwd=cwd,
+                                         env=env)
+        self._lock = threading.Lock()
+        self._replies = {}  # id -> {"pid": ..., "code": ...} as they come
+        self._arrived = threading.Condition()
+        self._next_id = 0
+        ready = self._process.stdout.readline() if select.select([self._process.stdout], [], [], timeout)[0] else b""
+        if not ready:
+            self.close()
+            raise RuntimeError(f"the test fork server did not start; its output: {self._log.name}")
+        threading.Thread(target=self._read, daemon=True).start()
+        atexit.register(self.close)
+
+    def _read(self):
+        for line in self._process.stdout:
+            message = json.loads(line)
+            with self._arrived:
+                self._replies.setdefault(message.pop("id"), {}).update(message)
+                self._arrived.notify_all()
+        with self._arrived:
+            self._replies = None  # the server is gone
+            self._arrived.notify_all()
+
+    def _wait_for(self, request_id, key, deadline):
+        with self._arrived:
+            while True:
+                if self._replies is None:
+                    raise RuntimeError(f"the test fork server exited; its output: {self._log.name}")
+                if key in self._replies.get(request_id, {}):
+                    return self._replies[request_id][key]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._arrived.wait(remaining)
+
+    def serves(self, env):
+        """Whether a child started with `env` is the process a fresh start would be: the environment
+        the server imported TensorFlow in, but for what pytest sets per test."""
+        return _static(env) == _static(self.env)
+
+    def run(self, module, args, env, timeout):
+        """`python -m MODULE ARGS` forked in `env`; a subprocess.CompletedProcess with text output, as
+        subprocess.run(capture_output=True, text=True) gives, or subprocess.TimeoutExpired."""
+        command = [sys.executable, "-m", module, *args]
+        with tempfile.TemporaryDirectory(prefix="forked-") as tmp:
+            out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+            open(out, "w").close()
+            open(err, "w").close()
+            with self._lock:
+                request_id = self._next_id = self._next_id + 1
+                self._process.stdin.write((json.dumps({
+                    "id": request_id, "module": module, "args": list(args), "env": env, "cwd": self.cwd,
+                    "stdout": out, "stderr": err}) + "\n").encode())
+                self._process.stdin.flush()
+            deadline = time.monotonic() + timeout
+            pid = self._wait_for(request_id, "pid", time.monotonic() + 60)
+            if pid is None:
+                raise RuntimeError(f"the test fork server did not start {command}")
+            code = self._wait_for(request_id, "code", deadline)
+            if code is None:  # as subprocess.run: kill the child (by its PID, ours), then raise
+                os.kill(pid, signal.SIGKILL)
+                self._wait_for(request_id, "code", time.monotonic() + 60)
+            with open(out) as f_out, open(err) as f_err:
+                stdout, stderr = f_out.read(), f_err.read()
+            with self._arrived:
+                if self._replies is not None:
+                    self._replies.pop(request_id, None)
+        if code is None:
+            raise subprocess.TimeoutExpired(command, timeout, stdout, stderr)
+        return subprocess.CompletedProcess(command, code, stdout, stderr)
+
+    def close(self):
+        if self._process.poll() is None:
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.returncode == 0 and os.path.exists(self._log.name):  # kept when the server failed
+            os.unlink(self._log.name)
+
+
+def _static(env):
+    return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+_servers, _servers_lock = [], threading.Lock()
+
+
+def _fork_server():
+    """This test process's one fork server, started at its first CLI run in the environment of then."""
+    with _servers_lock:
+        if not _servers:
+            _servers.append(ForkServer(cli_env(), ROOT))
+        return _servers[0]
 
 
 # Flags that make a CLI training run on the generated data take seconds.

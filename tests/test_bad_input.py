@@ -101,7 +101,7 @@ def test_train_bad_input_table(lenet_and_folder_runs, data_dir):
             shutil.copytree(lenet_dir, copies[case], copy_function=os.link)
             args.append(f"--train_dir={copies[case]}")
     before = {case: tree_snapshot(copy) for case, copy in copies.items()}
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # each case is mostly TensorFlow's import
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two short CLI runs at a time
         results = dict(zip(cases, pool.map(lambda case: run_cli("train", *case[0]), cases.values())))
     for case, (_, message) in cases.items():
         check_one_clear_line(results[case], message, case)

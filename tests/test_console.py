@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def test_help_lists_the_projects_flags_grouped_and_exits_0():
 def test_a_misspelled_flag_suggests_the_nearest():
     for cli, typo, right in (("train", "--num_epoch=10", "--num_epochs"), ("evaluate", "--checkpoint_dri=x",
                                                                           "--checkpoint_dir")):
-        result = run_cli(cli, typo)
+        result = run_cli(cli, typo, fresh=True)  # a new process: nothing TensorFlow prints at its import either
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [
             f"error: unknown flag {typo.split('=')[0]}; did you mean {right}? (--help lists the flags)"]
@@ -88,3 +89,20 @@ def test_every_cli_module_imports_together_in_one_process():
                              "cnn_tf.predict, cnn_tf.data.fetch; print('ok')"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.slow
+def test_a_cli_forked_by_the_tests_fork_server_answers_as_a_fresh_process_does(tmp_path):
+    """run_cli forks CLIs from a process that imported TensorFlow once (tests/forkserver.py): what they
+    print and return must be what `python -m` gives, and a timeout must still end the run."""
+    for args in (["train", "--num_epochs=many"], ["evaluate", f"--checkpoint_dir={tmp_path / 'none'}"],
+                 ["train", "--help"]):
+        forked, fresh = run_cli(*args), run_cli(*args, fresh=True)
+        assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+        assert forked.returncode == (0 if args[1] == "--help" else 2) and (forked.stdout if forked.returncode == 0
+                                                                            else forked.stderr.startswith("error: "))
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):  # waits for a train dir that never comes
+        run_cli("evaluate", f"--checkpoint_dir={tmp_path / 'later'}", "--watch", "--watch_timeout=300", timeout=3)
+    assert time.monotonic() - started < 60
+    assert run_cli("train", "--num_epochs=many").returncode == 2  # the server still serves
