@@ -208,7 +208,8 @@ class ForkServer:
         self._next_id = 0
         ready = self._process.stdout.readline() if select.select([self._process.stdout], [], [], timeout)[0] else b""
         if not ready:
-            self.close()
+            self._process.kill()  # its log stays, for the message
+            self._process.wait()
             raise RuntimeError(f"the test fork server did not start; its output: {self._log.name}")
         threading.Thread(target=self._read, daemon=True).start()
         atexit.register(self.close)
@@ -260,7 +261,10 @@ class ForkServer:
                 raise RuntimeError(f"the test fork server did not start {command}")
             code = self._wait_for(request_id, "code", deadline)
             if code is None:  # as subprocess.run: kill the child (by its PID, ours), then raise
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:  # it ended as the time ran out; the server has reaped it
+                    pass
                 self._wait_for(request_id, "code", time.monotonic() + 60)
             with open(out) as f_out, open(err) as f_err:
                 stdout, stderr = f_out.read(), f_err.read()
@@ -270,6 +274,9 @@ class ForkServer:
         if code is None:
             raise subprocess.TimeoutExpired(command, timeout, stdout, stderr)
         return subprocess.CompletedProcess(command, code, stdout, stderr)
+
+    def exited(self):
+        return self._process.poll() is not None
 
     def close(self):
         if self._process.poll() is None:
@@ -293,8 +300,8 @@ _servers, _servers_lock = [], threading.Lock()
 def _fork_server():
     """This test process's one fork server, started at its first CLI run in the environment of then."""
     with _servers_lock:
-        if not _servers:
-            _servers.append(ForkServer(cli_env(), ROOT))
+        if not _servers or _servers[0].exited():  # a server that died (out of memory) is replaced
+            _servers[:] = [ForkServer(cli_env(), ROOT)]
         return _servers[0]
 
 

@@ -10,7 +10,9 @@ through the interpreter's own shutdown. Its exit status goes back to the caller.
 What a fork cannot show is the import itself (the C++ start-up lines TensorFlow prints, anything
 an environment variable changes at import): conftest's `run_cli(..., fresh=True)`, a caller's own
 environment and CNN_TF_TEST_FORK=0 start a real process instead; tests of the start-up path use them.
-The caller's side is conftest's ForkServer.
+The caller's side is conftest's ForkServer. A run ends when its child does: unlike subprocess.run, it
+does not wait for processes the child left behind holding its output (the cluster launcher's tests,
+whose CLI starts processes, start it fresh).
 
 Protocol, one JSON object a line: the caller sends {"id", "module", "args", "env", "cwd", "stdout",
 "stderr"}; the server answers {"id", "pid"} when the child has started and {"id", "code"} (negative:
